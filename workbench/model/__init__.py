@@ -12,7 +12,6 @@ Specs, in the order they are tried:
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from workbench.model.tiny import TINY_MODELS, build_tiny_model
 from workbench.model.wrapper import WorkbenchModel
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+from workbench.model.specs import HUB_ID as _HUB_ID
 
 __all__ = ["DEFAULT_MODEL", "WorkbenchModel", "known_models", "load_model", "resolve_device"]
 

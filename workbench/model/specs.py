@@ -1,0 +1,6 @@
+"""Shapes of model specs, shared by the model loader and everything that checks a spec early."""
+
+import re
+
+# A Hugging Face hub id: ``org/name``.
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
