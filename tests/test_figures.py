@@ -191,6 +191,17 @@ def test_delta_vs_cosine(run_dir):
     assert "n = 8" in [t for t in one.data if t.mode == "lines"][0].name
     # regression optional
     assert all(t.mode == "markers" for t in delta_vs_cosine(delta).data)
+    # each fit line spans exactly the cosines of the points it was fitted on
+    pooled = delta[delta.template == "all"] if (delta.template == "all").any() else delta
+    for line in lines:
+        m = "mitigated:" in line.name and not line.name.startswith("unmitigated")
+        xs = pooled[pooled.mitigated == m].cosine
+        assert min(line.x) == pytest.approx(xs.min()) and max(line.x) == pytest.approx(xs.max())
+    # mitigated points are hollow and drawn larger over the filled unmitigated ones
+    marks = {t.legendgroup: t.marker for t in pts}
+    assert marks["mTrue"].symbol.endswith("-open") and not marks["mFalse"].symbol.endswith("open")
+    assert marks["mTrue"].size > marks["mFalse"].size
+    assert "pp per unit cosine" in lines[0].name
 
 
 def test_projections(run_dir):
@@ -214,16 +225,55 @@ def test_projections(run_dir):
     assert any(t.type == "cone" for t in fig3.data)
 
 
+def test_interaction_hints_only_in_html(run_dir, tmp_path):
+    fig = projections_3d(_read(run_dir, "projections.csv"))
+    drawn = " ".join([fig.layout.title.text, fig.layout.title.subtitle.text or "",
+                      *(a.text for a in fig.layout.annotations)])
+    assert "drag" not in drawn and "hover" not in drawn  # what a PNG shows
+    (html,) = save_figure(fig, tmp_path, "p3", png=False)
+    text = html.read_text()
+    assert "drag to rotate" in text and "hover for exact values" in text
+    assert "residual-stream units" in text  # the figure's own subtitle is kept
+
+
+def test_axes_fit_the_data(run_dir):
+    fig = cosine_by_layer(_read(run_dir, "geometry.csv"), refusal_layer=REFUSAL_LAYER)
+    assert list(fig.layout.xaxis.range) == [min(LAYERS) - 0.5, max(LAYERS) + 0.5]
+    lo, hi = fig.layout.yaxis.range
+    cos = _read(run_dir, "geometry.csv").cosine
+    assert lo <= min(0, cos.min()) and hi >= cos.max()
+    assert hi - lo < 1.3 * (max(0, cos.max()) - min(0, cos.min()))  # padded, not inflated
+
+
+def test_delta_asr_leaves_no_empty_slot(run_dir):
+    df = _read(run_dir, "delta_asr.csv")
+    pooled = df[df.template == TEMPLATES[0]].assign(template="all")
+    fig = delta_asr(pd.concat([df, pooled]))  # three templates on a two-column grid
+    titles = [a.text for a in fig.layout.annotations if a.text.startswith("template")]
+    assert titles[-1] == "template: all"
+    assert list(fig.layout.xaxis3.domain) == [0.0, 1.0]  # the odd last panel spans the row
+
+
+def test_palette_is_defined_once():
+    """Figure modules take colours from workbench/figures/style.py, never as literals."""
+    import re
+
+    for name in ("audit.py", "safesteer.py", "__init__.py", "export.py"):
+        text = (REPO / "workbench" / "figures" / name).read_text()
+        assert not re.findall(r"#[0-9A-Fa-f]{6}\b", text), name
+
+
 def test_asr_by_category(run_dir):
     cats = _read(run_dir, "categories.csv")
     fig = asr_by_category(cats)
     (hm,) = fig.data
     assert hm.type == "heatmap"
     n_conditions = 1 + len(BEHAVIOURS) * len(COEFFICIENTS) * 2
-    assert len(hm.x) == n_conditions and list(hm.y) == CATEGORIES
-    assert np.asarray(hm.z, dtype=float).shape == (len(CATEGORIES), n_conditions)
-    assert hm.x[0].startswith("unsteered") and "mitigated" in hm.x[2]
-    assert hm.z[2][0] == pytest.approx(20.0)  # malware baseline 2/10, in percent
+    # one row per condition (long labels stay horizontal), one column per category
+    assert len(hm.y) == n_conditions and list(hm.x) == CATEGORIES
+    assert np.asarray(hm.z, dtype=float).shape == (n_conditions, len(CATEGORIES))
+    assert hm.y[0].startswith("unsteered") and "mitigated" in hm.y[2]
+    assert hm.z[0][2] == pytest.approx(20.0)  # malware baseline 2/10, in percent
     assert hm.zmin == 0 and hm.zmax == 100
 
 
@@ -395,3 +445,214 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'class="plot-container' in dom and "main-svg" in dom
     assert "template: refusal_suppression" in dom  # the subplot titles were drawn as SVG text
+
+
+# --------------------------------------------------------------------------- browser checks
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Run in the page for each figure, drawn at its static-export size: returns a list of problems.
+_CHECK_JS = r"""
+function finite(v) {
+  return v !== null && v !== undefined && v !== "" && !(typeof v === "number" && !isFinite(v));
+}
+function nPoints(t) {
+  const arrays = ["x", "y", "z"].map(k => t[k])
+    .filter(a => a && a.length && !(Array.isArray(a[0]) && t.type !== "heatmap"));
+  if (!arrays.length) return 0;
+  let n = 0;
+  for (let i = 0; i < arrays[0].length; i++) if (arrays.every(a => finite(a[i]))) n++;
+  return n;
+}
+function filled(el) {
+  const s = getComputedStyle(el);
+  const op = parseFloat(s.fillOpacity || 1) * parseFloat(s.opacity || 1);
+  return s.fill && s.fill !== "none" && op > 0.5;
+}
+function inside(a, b) {  // box a within box b
+  return a.left >= b.left - 0.5 && a.right <= b.right + 0.5 && a.top >= b.top - 0.5 &&
+    a.bottom <= b.bottom + 0.5;
+}
+function allHidden(gd, index) {
+  // every marker of trace `index` lies under a filled marker of a trace drawn after it
+  const layers = [...gd.querySelectorAll(".scatterlayer g.trace")];
+  const mine = layers.filter(g => g.__data__ && g.__data__[0].trace.index === index);
+  const pts = mine.flatMap(g => [...g.querySelectorAll("path.point")]);
+  if (!pts.length) return false;
+  const later = layers.slice(layers.indexOf(mine[mine.length - 1]) + 1)
+    .flatMap(g => [...g.querySelectorAll("path.point")]).filter(filled)
+    .map(p => p.getBoundingClientRect());
+  return pts.every(p => { const r = p.getBoundingClientRect();
+                          return later.some(o => inside(r, o)); });
+}
+function check(gd, w, h) {
+  const out = [];
+  const fl = gd._fullLayout;
+  const root = gd.getBoundingClientRect();
+  const title = gd.querySelector(".g-gtitle text");
+  if (!fl.title.text || !title || !title.textContent.trim()) out.push("no title");
+  const boxes = [];
+  for (const t of gd.querySelectorAll(".main-svg text")) {
+    if (!t.textContent.trim() || t.closest(".hoverlayer")) continue;
+    const s = getComputedStyle(t);
+    if (s.display === "none" || s.visibility === "hidden" || +s.opacity === 0) continue;
+    const r = t.getBoundingClientRect();
+    if (!r.width && !r.height) continue;
+    if (r.left < root.left - 1 || r.top < root.top - 1 || r.right > root.left + w + 1 ||
+        r.bottom > root.top + h + 1)
+      out.push(`text cut off at the canvas edge: "${t.textContent}"`);
+    const rotated = /rotate\((?!0[,)])/.test(t.getAttribute("transform") || "");
+    if (!rotated) boxes.push([t.textContent, r]);
+  }
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [ta, a] = boxes[i], [tb, b] = boxes[j];
+    const ow = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const oh = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    const small = Math.min(a.width * a.height, b.width * b.height);
+    if (ow > 0 && oh > 0 && ow * oh > 0.2 * small) out.push(`texts overlap: "${ta}" / "${tb}"`);
+  }
+  const items = [...gd.querySelectorAll(".legend g.traces")];
+  for (const item of items) {
+    const d = item.__data__ && item.__data__[0];
+    if (d && d.groupTitle) continue;  // a legend group's heading, not an entry
+    const tr = d && d.trace;
+    const name = item.textContent;
+    if (!tr) { out.push(`legend item "${name}" has no trace`); continue; }
+    if (tr.visible !== true) out.push(`legend item "${name}": trace not visible`);
+    else if (!["cone"].includes(tr.type) && nPoints(tr) === 0)
+      out.push(`legend item "${name}": trace has no points`);
+    else if (tr.type === "scatter" && allHidden(gd, tr.index))
+      out.push(`legend item "${name}": every point hidden under another trace`);
+  }
+  const rows = {};
+  let left = 1, right = 0;
+  for (const sp of fl._subplots.cartesian || []) {
+    if (!gd._fullData.some(t => t.visible === true && t.xaxis + t.yaxis === sp))
+      out.push(`empty panel ${sp}`);
+    const [xn, yn] = sp.split("y");
+    const xa = fl["xaxis" + xn.slice(1)], ya = fl["yaxis" + yn];
+    const key = ya.domain.map(v => v.toFixed(3)).join();
+    (rows[key] = rows[key] || []).push(xa.domain);
+    left = Math.min(left, xa.domain[0]); right = Math.max(right, xa.domain[1]);
+    if (xa.type === "category" || xa.type === "multicategory") {
+      // category labels stay within their panel (a too-long one crosses the panel edge)
+      const l = root.left + xa._offset, r = l + xa._length;
+      for (const t of gd.querySelectorAll(`g.subplot.${sp} .xaxislayer-above text`)) {
+        if (/rotate\((?!0[,)])/.test(t.getAttribute("transform") || "")) continue;
+        const b = t.getBoundingClientRect();
+        if (b.width && (b.left < l - 1 || b.right > r + 1))
+          out.push(`tick label wider than its slot: "${t.textContent}"`);
+      }
+    }
+  }
+  // a grid row that stops short of the others leaves an empty slot
+  for (const doms of Object.values(rows)) {
+    const lo = Math.min(...doms.map(d => d[0])), hi = Math.max(...doms.map(d => d[1]));
+    if (lo > left + 0.05 || hi < right - 0.05) out.push("empty panel slot in a grid row");
+  }
+  return {problems: out, legend: items.map(i => i.textContent),
+          title: title ? title.textContent : ""};
+}
+"""
+
+_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script>
+<style>body{margin:0} .fig{margin:0 0 20px 0}</style></head><body><pre id="result">pending</pre>
+<script>%s
+const FIGS = %s;
+(async () => {
+  const res = {};
+  for (const [name, f] of Object.entries(FIGS)) {
+    const div = document.createElement("div");
+    div.className = "fig";
+    document.body.appendChild(div);
+    try {
+      f.layout.width = f.w; f.layout.height = f.h;
+      await Plotly.newPlot(div, f.data, f.layout, {staticPlot: true});
+      res[name] = check(div, f.w, f.h);
+    } catch (e) { res[name] = {problems: ["render error: " + e], legend: [], title: ""}; }
+  }
+  document.getElementById("result").textContent = JSON.stringify(res);
+})();
+</script></body></html>"""
+
+
+def browser_check(figures: dict[str, go.Figure], workdir: Path) -> dict[str, dict]:
+    """Draw every figure at its PNG size in one headless Chromium; the page's findings by name.
+
+    Checks (see _CHECK_JS): a title; no text past the canvas edge; no overlapping text; every
+    legend item's trace is visible, has points, and is not wholly hidden under another trace;
+    no empty panel.
+    """
+    import html
+    import re
+
+    from plotly.offline import get_plotlyjs
+
+    chromium = _chromium()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "plotly.min.js").write_text(get_plotlyjs())
+    figs = {}
+    for name, fig in figures.items():
+        w, h = export_mod._size(fig, None, None)
+        figs[name] = {**json.loads(fig.to_json()), "w": w, "h": h}
+    page = workdir / "check.html"
+    page.write_text(_PAGE % (_CHECK_JS, json.dumps(figs)))
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--no-first-run", "--disable-dev-shm-usage", "--enable-unsafe-swiftshader",
+           f"--user-data-dir={workdir / 'profile'}", "--window-size=1400,1000",
+           "--virtual-time-budget=60000", "--dump-dom", page.resolve().as_uri()]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = re.search(r'<pre id="result">(.*?)</pre>', out.stdout, re.S)
+    assert found and found.group(1) != "pending", out.stdout[-2000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+def _assert_clean(figures: dict[str, go.Figure], workdir: Path) -> dict[str, dict]:
+    if _chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install -y chromium) for the browser test")
+    res = browser_check(figures, workdir)
+    assert set(res) == set(figures)
+    bad = {name: r["problems"] for name, r in res.items() if r["problems"]}
+    assert not bad, json.dumps(bad, indent=1, ensure_ascii=False)
+    for name, r in res.items():
+        assert r["title"] and r["title"] == figures[name].layout.title.text, name
+    return res
+
+
+def _all_figures(audit_dir: Path | None, safesteer_dir: Path | None) -> dict[str, go.Figure]:
+    from workbench.figures.safesteer import build_safesteer_figures
+
+    figs = {}
+    if audit_dir is not None:
+        figs.update({f"audit/{k}": v for k, v in build_audit_figures(audit_dir).items()})
+    if safesteer_dir is not None:
+        figs.update({f"safesteer/{k}": v
+                     for k, v in build_safesteer_figures(safesteer_dir).items()})
+    return figs
+
+
+def test_figures_pass_browser_checks(run_dir, tmp_path):
+    """The synthetic run and the committed quick-run tables, in one browser session."""
+    figs = {f"synthetic/{k}": v for k, v in build_audit_figures(run_dir).items()}
+    figs.update(_all_figures(REPO / "figures" / "audit-quick",
+                             REPO / "figures" / "safesteer-quick"))
+    res = _assert_clean(figs, tmp_path / "browser")
+    # the mitigated and unmitigated points of delta_vs_cosine are both in the legend
+    legend = " ".join(res["audit/delta_vs_cosine"]["legend"])
+    assert "unmitigated" in legend and "mitigated" in legend
+
+
+@pytest.mark.slow
+def test_smoke_run_figures_pass_browser_checks(tmp_path):
+    from workbench.cli import main
+
+    if _chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install -y chromium) for the browser test")
+    audit, safesteer = tmp_path / "audit", tmp_path / "safesteer"
+    assert main(["audit", "--preset", "smoke", "--out", str(audit), "--quiet"]) == 0
+    assert main(["safesteer", "--preset", "smoke", "--out", str(safesteer), "--quiet"]) == 0
+    figs = _all_figures(audit, safesteer)
+    assert len(figs) == 10
+    _assert_clean(figs, tmp_path / "browser")

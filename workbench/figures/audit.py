@@ -17,6 +17,26 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.errors import WorkbenchError
+from workbench.figures.style import (
+    COLORWAY,
+    GRID,
+    MITIGATION_COLORS,
+    MITIGATION_NAMES,
+    NEUTRAL,
+    SEQUENTIAL,
+    SPLIT_COLORS,
+    SYMBOLS,
+    TEMPLATE,
+    TEXT,
+    ZERO_LINE,
+    layer_axis,
+    legend_above,
+    open_symbol,
+    padded_range,
+    style_figure,
+    top_margin,
+    wrap_label,
+)
 
 __all__ = [
     "MITIGATION_COLORS",
@@ -30,34 +50,6 @@ __all__ = [
     "projections_3d",
 ]
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-COLORWAY = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
-MITIGATION_COLORS = {False: "#D55E00", True: "#0072B2"}
-MITIGATION_NAMES = {False: "unmitigated", True: "mitigated (refusal component removed)"}
-SPLIT_COLORS = {"harmful": "#D55E00", "harmless": "#0072B2"}
-SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down"]
-
-FONT = "Arial, Helvetica, sans-serif"
-TEMPLATE = go.layout.Template(
-    layout=go.Layout(
-        font=dict(family=FONT, size=16, color="#222222"),
-        title=dict(font=dict(size=22), x=0.01, xanchor="left", y=0.97, yanchor="top"),
-        colorway=COLORWAY,
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        margin=dict(l=90, r=40, t=100, b=80),
-        hoverlabel=dict(font=dict(family=FONT, size=15), align="left"),
-        legend=dict(font=dict(size=15), bgcolor="rgba(255,255,255,0.85)",
-                    bordercolor="#cccccc", borderwidth=1),
-        xaxis=dict(showgrid=True, gridcolor="#e6e6e6", linecolor="#444444", showline=True,
-                   ticks="outside", title=dict(font=dict(size=17)), tickfont=dict(size=14),
-                   zeroline=False, automargin=True),
-        yaxis=dict(showgrid=True, gridcolor="#e6e6e6", linecolor="#444444", showline=True,
-                   ticks="outside", title=dict(font=dict(size=17)), tickfont=dict(size=14),
-                   zeroline=False, automargin=True),
-    )
-)
-ZERO_LINE = dict(zeroline=True, zerolinecolor="#333333", zerolinewidth=2)
 SIGNIFICANCE = 0.05
 
 
@@ -118,17 +110,6 @@ def _p(p: Any) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
-def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title_text=title, height=height)
-    return fig
-
-
-def _legend_under_title(fig: go.Figure, height: int, **kw) -> None:
-    """A horizontal legend just under the title, above the plotting area (and subplot titles)."""
-    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", yref="container",
-                                  y=1 - 62 / height, yanchor="top", **kw))
-
-
 def _not_baseline(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["behaviour"].astype(str) != "none"]
 
@@ -175,20 +156,18 @@ def cosine_by_layer(geometry: pd.DataFrame, *, refusal_layer: int | None = None)
         ))
     if refusal_layer is not None:
         fig.add_vline(
-            x=int(refusal_layer), line=dict(color="#444444", width=2, dash="dash"),
-            annotation=dict(text=f"refusal direction<br>layer {int(refusal_layer)}",
-                            font=dict(size=14), bgcolor="rgba(255,255,255,0.8)"),
-            annotation_position="top right",
+            x=int(refusal_layer), line=dict(color=NEUTRAL, width=2, dash="dash"),
+            # labelled above the plot, where no data point can sit under it
+            annotation=dict(text=f"refusal direction layer {int(refusal_layer)}",
+                            font=dict(size=14), yref="paper", y=1, yanchor="bottom"),
         )
-    ymax = float(df["cosine"].abs().max()) if len(df) else 1.0
-    pad = max(0.05, 0.12 * ymax)
-    fig.update_xaxes(title_text="Layer (residual-stream index)", dtick=1 if df["layer"].nunique()
-                     <= 24 else None)
+    layer_axis(fig, [*df["layer"], *([] if refusal_layer is None else [int(refusal_layer)])])
+    fig.update_xaxes(title_text="Layer (residual-stream index)")
     fig.update_yaxes(title_text="Cosine with refusal direction (unitless)", **ZERO_LINE,
-                     range=[min(-pad, float(df["cosine"].min()) - pad) if len(df) else -1,
-                            max(pad, float(df["cosine"].max()) + pad) if len(df) else 1])
+                     range=padded_range(df["cosine"], 0.08, include_zero=True))
     fig.update_layout(legend=dict(title_text="behaviour"))
-    return _style(fig, "Alignment of behaviour steering vectors with the refusal direction", 560)
+    return style_figure(fig, "Alignment of behaviour steering vectors with the refusal direction",
+                        520, top=24 if refusal_layer is not None else 0)
 
 
 def delta_asr(delta: pd.DataFrame) -> go.Figure:
@@ -205,17 +184,28 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
     df["template"] = df["template"].astype(str)
     with_layer = _multi_layer(df) if len(df) else False
     df = df.sort_values(["behaviour", "layer", "coefficient"], kind="stable")
-    df["b_label"] = [_behaviour_label(r, with_layer) for _, r in df.iterrows()]
-    df["c_label"] = [f"α = {_coef(c)}" for c in df["coefficient"]]
     templates = sorted(df["template"].unique(), key=lambda t: (t == "all", t))
-    n_conditions = len(df[["b_label", "c_label"]].drop_duplicates())
+    n_conditions = len(df[["behaviour", "layer", "coefficient"]].drop_duplicates())
     ncols = 1 if n_conditions > 8 or len(templates) < 2 else 2
     nrows = max(1, math.ceil(len(templates) / ncols))
-    height = 190 + 420 * nrows
+    # an odd last panel spans the whole row (no empty slot); labels wrapped to their group
+    last_full = ncols == 2 and len(templates) % 2 == 1
+    n_groups = max(1, len(df[["behaviour", "layer"]].drop_duplicates()))
+    chars = max(8, int(1100 / ncols / n_groups / 8))
+    df["b_label"] = [wrap_label(_behaviour_label(r, with_layer), chars)
+                     for _, r in df.iterrows()]
+    df["c_label"] = [f"α = {_coef(c)}" for c in df["coefficient"]]
+    lines = max((lbl.count("<br>") + 1 for lbl in df["b_label"]), default=1)
+    # pixels: plot panel, two-level x labels under it, a subplot title over it, legend row
+    panel, xlab, ptitle, legend_px = 360, 52 + 18 * lines, 34, 44
+    top = legend_px + ptitle
+    height = top_margin() + top + nrows * panel + (nrows - 1) * (xlab + ptitle) + xlab
+    specs = [[{} for _ in range(ncols)] for _ in range(nrows)]
+    if last_full:
+        specs[-1] = [{"colspan": 2}, None]
     fig = make_subplots(
-        rows=nrows, cols=ncols, shared_yaxes=True, horizontal_spacing=0.04,
-        # room for the two-level x labels of the panel above and the panel title (~130 px)
-        vertical_spacing=min(0.3, 130 / (height - 240)) if nrows > 1 else 0.1,
+        rows=nrows, cols=ncols, shared_yaxes=True, horizontal_spacing=0.04, specs=specs,
+        vertical_spacing=(xlab + ptitle) / (height - top_margin() - top - xlab),
         subplot_titles=[f"template: {t}" for t in templates] or None,
     )
     for k, template in enumerate(templates):
@@ -238,7 +228,7 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
                 x=[g["b_label"].tolist(), g["c_label"].tolist()], y=d,
                 error_y=dict(type="data", symmetric=False, array=(hi - d).clip(lower=0),
                              arrayminus=(d - lo).clip(lower=0), thickness=1.8, width=5,
-                             color="#333333"),
+                             color=TEXT),
                 name=MITIGATION_NAMES[mitigated], legendgroup=str(mitigated),
                 showlegend=k == 0, marker=dict(color=MITIGATION_COLORS[mitigated],
                                                line=dict(width=0)),
@@ -256,11 +246,11 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
         fig.update_yaxes(title_text="ΔASR vs unsteered baseline<br>(percentage points)",
                          row=r, col=1)
     fig.update_xaxes(tickfont=dict(size=14))
-    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05, margin=dict(t=160))
-    _legend_under_title(fig, height)
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05, margin_b=xlab)
+    legend_above(fig, height)
     fig.update_annotations(font=dict(size=17))
-    return _style(fig, "Change in attack success rate from steering, before vs after mitigation",
-                  height)
+    return style_figure(fig, "Change in attack success rate from steering, before vs after "
+                        "mitigation", height, top=top)
 
 
 def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None, *,
@@ -300,9 +290,14 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                 x=g["cosine"].astype(float), y=d, mode="markers",
                 name=behaviour, legendgroup=f"m{mitigated}",
                 legendgrouptitle_text=MITIGATION_NAMES[mitigated],
-                marker=dict(size=12, color=MITIGATION_COLORS[mitigated],
-                            symbol=SYMBOLS[j % len(SYMBOLS)], opacity=0.85,
-                            line=dict(width=1, color="white")),
+                # mitigated points are hollow and larger, drawn over the filled unmitigated
+                # ones: where the two coincide both stay visible
+                marker=(dict(size=16, color=MITIGATION_COLORS[True], symbol=open_symbol(j),
+                             line=dict(width=2.5, color=MITIGATION_COLORS[True]))
+                        if mitigated else
+                        dict(size=11, color=MITIGATION_COLORS[False],
+                             symbol=SYMBOLS[j % len(SYMBOLS)],
+                             line=dict(width=1, color="white"))),
                 error_y=dict(type="data", symmetric=False, array=(hi - d).clip(lower=0),
                              arrayminus=(d - lo).clip(lower=0), thickness=1, width=0,
                              color=MITIGATION_COLORS[mitigated]),
@@ -321,12 +316,11 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
         reg = reg[reg["template"].astype(str) == template]
         for mitigated in (False, True):
             for _, r in reg[reg["mitigated"] == mitigated].iterrows():
+                # the fit is drawn over the cosines it was fitted on, never past them
                 pts = df[df["mitigated"] == mitigated]["cosine"].astype(float)
                 if pts.empty:
-                    pts = df["cosine"].astype(float)
-                x0, x1 = (float(pts.min()), float(pts.max())) if len(pts) else (-1.0, 1.0)
-                if x0 == x1:
-                    x0, x1 = x0 - 0.05, x1 + 0.05
+                    continue
+                x0, x1 = float(pts.min()), float(pts.max())
                 slope, icpt = float(r["slope"]), float(r["intercept"])
                 xs = np.linspace(x0, x1, 50)
                 stats = (f"slope {slope * 100:+.1f} pp per unit cosine, "
@@ -341,15 +335,14 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                     hovertemplate=(f"<b>{MITIGATION_NAMES[mitigated]} fit</b><br>{stats}<br>"
                                    "cosine %{x:.4f} → ΔASR %{y:+.2f} pp<extra></extra>"),
                 ))
-    fig.update_xaxes(title_text="Cosine of steering vector with refusal direction (unitless)")
+    fig.update_xaxes(title_text="Cosine of steering vector with refusal direction (unitless)",
+                     range=padded_range(df["cosine"].astype(float), 0.05))
     fig.update_yaxes(title_text="ΔASR vs unsteered baseline (percentage points)", **ZERO_LINE)
-    fig.update_layout(
-        legend=dict(orientation="h", x=0, xanchor="left", y=-0.18, yanchor="top",
-                    groupclick="toggleitem", font=dict(size=14)),
-        margin=dict(b=60),
-    )
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.16, yanchor="top",
+                                  groupclick="toggleitem", font=dict(size=14)))
     suffix = "all templates pooled" if template == "all" else f"template {template}"
-    return _style(fig, f"Does refusal alignment predict jailbreak uplift? ({suffix})", 780)
+    return style_figure(fig, f"Does refusal alignment predict jailbreak uplift? ({suffix})", 760,
+                        subtitle="error bars: 95% CI; each fit line spans the points it fits")
 
 
 def _projection_frame(proj: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -411,11 +404,11 @@ def projections(proj: pd.DataFrame, *, nbins: int = 30) -> go.Figure:
               for s in splits]
     if max(counts, default=0) <= 10:
         fig.update_yaxes(dtick=1, row=1, col=1)  # whole prompts, not 0.5 steps
-    fig.update_layout(barmode="overlay", margin=dict(t=160, b=100))
-    _legend_under_title(fig, 640)
+    fig.update_layout(barmode="overlay")
+    top = legend_above(fig, 600) + 34
     fig.update_annotations(font=dict(size=17))
     title = f"Harmful vs harmless activations{_layer_suffix(df)} (last token)"
-    return _style(fig, title, 640)
+    return style_figure(fig, title, 600, top=top)
 
 
 def projections_3d(proj: pd.DataFrame) -> go.Figure:
@@ -451,45 +444,45 @@ def projections_3d(proj: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter3d(
             x=[x0, x1 - head], y=[y0, y0], z=[z0, z0], mode="lines",
             name="refusal direction r̂", legendgroup="rhat",
-            line=dict(color="#222222", width=8),
+            line=dict(color=TEXT, width=8),
             hovertemplate="refusal direction r̂ (+ = towards refusal)<extra></extra>",
         ))
         fig.add_trace(go.Cone(
             x=[x1 - head], y=[y0], z=[z0], u=[head], v=[0], w=[0], anchor="tail",
             sizemode="absolute", sizeref=cone, showscale=False, legendgroup="rhat",
-            showlegend=False, colorscale=[[0, "#222222"], [1, "#222222"]],
+            showlegend=False, colorscale=[[0, TEXT], [1, TEXT]],
             hovertemplate="refusal direction r̂<extra></extra>",
         ))
     axis = dict(title=dict(font=dict(size=15)), tickfont=dict(size=12),
-                backgroundcolor="white", gridcolor="#dddddd", showbackground=True)
+                backgroundcolor="white", gridcolor=GRID, showbackground=True)
     fig.update_layout(
         scene=dict(
             xaxis=dict(axis, title_text="projection on r̂"),
             yaxis=dict(axis, title_text="PC1"), zaxis=dict(axis, title_text="PC2"),
             aspectmode="manual", aspectratio=dict(x=1.5, y=1, z=0.8),
-            camera=dict(eye=dict(x=0.45, y=-2.1, z=0.75)),
-            domain=dict(x=[0.12, 1], y=[0, 1]),
+            camera=dict(eye=dict(x=0.45, y=-2.0, z=0.7), center=dict(x=0.05, y=0, z=-0.08)),
+            domain=dict(x=[0.14, 1], y=[0, 1]),
         ),
-        legend=dict(x=0.01, xanchor="left", y=0.9, yanchor="top"),
-        margin=dict(l=10, r=10, t=90, b=10),
+        legend=dict(x=0.01, xanchor="left", y=0.95, yanchor="top"),
+        margin=dict(l=0, r=0, b=0),
     )
-    title = (f"Harmful vs harmless activations{_layer_suffix(df)}: refusal direction, PC1, PC2"
-             f"<br><sup>all axes in residual-stream units; drag to rotate</sup>")
-    return _style(fig, title, 720)
+    title = f"Harmful vs harmless activations{_layer_suffix(df)}: refusal direction, PC1, PC2"
+    return style_figure(fig, title, 620, subtitle="all axes in residual-stream units",
+                        hint="drag to rotate")
 
 
 def _condition_label(row: pd.Series, with_layer: bool) -> str:
     if str(row["behaviour"]) == "none":
-        return "unsteered<br>baseline"
+        return "unsteered baseline"
     b = _behaviour_label(row, with_layer)
     m = " · mitigated" if row["mitigated"] else ""
-    return f"{b}<br>α = {_coef(row['coefficient'])}{m}"
+    return f"{b} · α = {_coef(row['coefficient'])}{m}"
 
 
 def asr_by_category(categories: pd.DataFrame) -> go.Figure:
-    """Heatmap of ASR (%) by harm category (rows) × condition (columns).
+    """Heatmap of ASR (%) by condition (rows) × harm category (columns).
 
-    ``categories``: ``categories.csv``. Columns are the unsteered baseline, then each
+    ``categories``: ``categories.csv``. Rows are the unsteered baseline, then each
     behaviour × coefficient, unmitigated then mitigated.
     """
     cols = ["behaviour", "layer", "coefficient", "mitigated", "category", "n", "n_jailbroken",
@@ -510,9 +503,9 @@ def asr_by_category(categories: pd.DataFrame) -> go.Figure:
            df.drop_duplicates(["category", "condition"]).set_index(["category", "condition"])
            .iterrows()}
     z, custom = [], []
-    for cat in cats:
+    for cond in conditions:  # one row per condition: long labels stay horizontal
         zr, cr = [], []
-        for cond in conditions:
+        for cat in cats:
             r = idx.get((cat, cond))
             if r is None:
                 zr.append(None)
@@ -523,17 +516,18 @@ def asr_by_category(categories: pd.DataFrame) -> go.Figure:
                            f"{float(r['ci_low']) * 100:.1f}", f"{float(r['ci_high']) * 100:.1f}"])
         z.append(zr)
         custom.append(cr)
+    chars = max(8, int(900 / max(len(cats), 1) / 8))
     fig = go.Figure(go.Heatmap(
-        z=z, x=conditions, y=cats, customdata=custom, zmin=0, zmax=100,
-        colorscale="Reds", texttemplate="%{z:.0f}%", textfont=dict(size=14),
-        hoverongaps=False, xgap=2, ygap=2,
+        z=z, x=[wrap_label(c, chars) for c in cats], y=conditions, customdata=custom,
+        zmin=0, zmax=100, colorscale=SEQUENTIAL, texttemplate="%{z:.0f}%",
+        textfont=dict(size=14), hoverongaps=False, xgap=2, ygap=2,
         colorbar=dict(title=dict(text="ASR (%)", side="right"), ticksuffix="%"),
-        hovertemplate=("<b>%{y}</b><br>%{x}<br>ASR %{z:.2f}% (%{customdata[0]} of "
+        hovertemplate=("<b>%{x}</b><br>%{y}<br>ASR %{z:.2f}% (%{customdata[0]} of "
                        "%{customdata[1]} jailbroken)<br>95% CI %{customdata[2]}–"
                        "%{customdata[3]}%<extra></extra>"),
     ))
-    fig.update_xaxes(title_text="Condition (behaviour, steering coefficient α)", showgrid=False,
-                     tickangle=0, side="bottom")
-    fig.update_yaxes(title_text="Harm category", autorange="reversed", showgrid=False)
-    return _style(fig, "Attack success rate by harm category and condition",
-                  max(420, 220 + 46 * len(cats)))
+    fig.update_xaxes(title_text="Harm category", showgrid=False, side="bottom")
+    fig.update_yaxes(title_text="Condition (behaviour, steering coefficient α)",
+                     autorange="reversed", showgrid=False)
+    return style_figure(fig, "Attack success rate by harm category and condition",
+                        160 + 34 * max(len(conditions), 4))

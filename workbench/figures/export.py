@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench.errors import WorkbenchError
+from workbench.figures.style import with_interaction_hint
 
 __all__ = ["PNG_HELP", "png_export_available", "read_table", "save_figure", "save_figures"]
 
@@ -59,7 +60,8 @@ def _tmp_path(path: Path) -> Path:
 def _write_html(fig: go.Figure, path: Path, name: str) -> None:
     tmp = _tmp_path(path)
     try:
-        fig.write_html(
+        # interaction hints belong to the HTML only: a PNG cannot be hovered or rotated
+        with_interaction_hint(fig).write_html(
             tmp, include_plotlyjs="directory", full_html=True,
             config={"displaylogo": False, "responsive": True,
                     "toImageButtonOptions": {"format": "png", "filename": name,
@@ -76,17 +78,23 @@ def _size(fig: go.Figure, width: int | None, height: int | None) -> tuple[int, i
             int(height or fig.layout.height or DEFAULT_HEIGHT))
 
 
-def _png_error(exc: BaseException) -> WorkbenchError | None:
-    """A WorkbenchError when ``exc`` means kaleido or Chrome is missing or cannot start."""
+def _png_error(exc: BaseException, names: list[str]) -> WorkbenchError:
+    """One WorkbenchError for any failure of the PNG export (the HTML files are already written).
+
+    Kaleido or Chrome missing or unable to start names the install fix; anything else names the
+    figures and the error, and points at their HTML files.
+    """
     kind = type(exc).__name__
     mod = type(exc).__module__ or ""
     msg = str(exc)
+    detail = " ".join(msg.split()).split(". ")[0][:160]
     if (kind in {"ChromeNotFoundError", "BrowserFailedError", "BrowserClosedError"}
             or mod.startswith(("choreographer", "kaleido"))
             or "Kaleido" in msg or "kaleido" in msg or "Chrome" in msg):
-        detail = " ".join(msg.split()).split(". ")[0][:160]
         return WorkbenchError(f"{PNG_HELP} ({kind}: {detail})" if detail else PNG_HELP)
-    return None
+    return WorkbenchError(f"PNG export of {', '.join(names)} failed ({kind}: {detail}); the "
+                          "HTML files were written, open them to check the figures. "
+                          f"{PNG_HELP}")
 
 
 def png_export_available() -> bool:
@@ -124,11 +132,8 @@ def save_figures(figures: dict[str, go.Figure], out_dir: str | os.PathLike, *, p
                     [figures[n] for n in names], [tmps[n] for n in names], format="png",
                     width=[w for w, _ in sizes], height=[h for _, h in sizes], scale=scale,
                 )
-            except Exception as exc:  # translated when it is an install problem
-                err = _png_error(exc)
-                if err is not None:
-                    raise err from exc
-                raise
+            except Exception as exc:
+                raise _png_error(exc, names) from exc
             for n in names:
                 # kaleido reports per-figure failures without raising: check every file.
                 data = tmps[n].read_bytes()[:8] if tmps[n].exists() else b""
@@ -168,11 +173,8 @@ def save_figure(fig: go.Figure, out_dir: str | os.PathLike, name: str, png: bool
     try:
         try:
             fig.write_image(tmp, format="png", width=w, height=h, scale=scale)
-        except Exception as exc:  # translated when it is an install problem
-            err = _png_error(exc)
-            if err is not None:
-                raise err from exc
-            raise
+        except Exception as exc:
+            raise _png_error(exc, [name]) from exc
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,8 +18,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.errors import WorkbenchError
-from workbench.figures.audit import COLORWAY, TEMPLATE
 from workbench.figures.export import read_table, save_figures
+from workbench.figures.style import (
+    DIVERGING,
+    MAGNITUDE,
+    METHOD_COLORS,
+    NEUTRAL,
+    PATTERNS,
+    color,
+    layer_axis,
+    style_figure,
+)
 
 __all__ = ["SAFESTEER_FIGURE_INPUTS", "build_safesteer_figures", "category_metrics",
            "neuron_selectivity", "render_safesteer_figures", "safety_quality_tradeoff",
@@ -31,8 +40,6 @@ SAFESTEER_FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "safety_quality_tradeoff": ("metrics.csv",),
     "vector_cosines": ("geometry.csv", "run.json"),
 }
-METHOD_COLORS = {"none": "#666666", "safesteer": "#0072B2", "neuron_add": "#E69F00",
-                 "neuron_suppress": "#009E73"}
 
 
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
@@ -45,18 +52,13 @@ def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
     return df.copy()
 
 
-def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title_text=title, height=height)
-    return fig
-
-
 def _n(x, spec: str = ".3g") -> str:
     missing = x is None or (isinstance(x, float) and math.isnan(x))
     return "—" if missing else format(float(x), spec)
 
 
 def _pick_layer(df: pd.DataFrame, layer: int | None) -> int | None:
-    layers = sorted(int(l) for l in df["layer"].dropna().unique())
+    layers = sorted(int(x) for x in df["layer"].dropna().unique())
     if not layers:
         return None
     return layer if layer in layers else layers[0]
@@ -83,13 +85,17 @@ def neuron_selectivity(summary: pd.DataFrame) -> go.Figure:
             index=cats, columns=layers)
         fig.add_trace(go.Heatmap(
             z=grid.to_numpy(dtype=float), x=layers, y=cats, zmin=0, zmax=max(zmax, 1e-9),
-            colorscale="Viridis", showscale=col == 2, customdata=rep.to_numpy(dtype=float),
+            colorscale=MAGNITUDE, showscale=col == 2, customdata=rep.to_numpy(dtype=float),
             colorbar=dict(title="Welch t"),
             hovertemplate=("<b>%{y}</b>, layer %{x}<br>t %{z:.2f}<br>replicated %{customdata:.0%}"
                            "<extra></extra>"),
         ), row=1, col=col)
-    fig.update_xaxes(title_text="Layer", dtick=1 if len(layers) <= 32 else None)
-    return _style(fig, "Risk-category neuron selectivity", 120 + 60 * max(len(cats), 4))
+    layer_axis(fig, layers, max_ticks=12)
+    fig.update_xaxes(title_text="Layer (residual-stream index)", showgrid=False)
+    fig.update_yaxes(showgrid=False)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # the same categories as on the left
+    return style_figure(fig, "Risk-category neuron selectivity", 200 + 56 * max(len(cats), 3),
+                        top=34)
 
 
 def _method_label(method: str, mult) -> str:
@@ -111,29 +117,38 @@ def category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figu
     base = df[df["method"] == "none"]
     steered = df[(df["method"] != "none") & (df["layer"].astype(float) == chosen)]
     cats = list(dict.fromkeys(base["category"])) or list(dict.fromkeys(steered["category"]))
-    panels = [("unsafe_rate", "unsafe rate"), ("refusal_rate", "refusal rate"),
-              ("relevance", "relevance (prompt-answer cosine)"),
-              ("rouge_l", "ROUGE-L vs unsteered answer")]
+    # rates in percent like the audit's; relevance and ROUGE-L are scores in [0, 1]
+    panels = [("unsafe_rate", "unsafe rate", "% of prompts", 100),
+              ("refusal_rate", "refusal rate", "% of prompts", 100),
+              ("relevance", "relevance (prompt-answer cosine)", "cosine (unitless)", 1),
+              ("rouge_l", "ROUGE-L vs unsteered answer", "ROUGE-L F (0-1)", 1)]
     fig = make_subplots(rows=2, cols=2, subplot_titles=[p[1] for p in panels],
-                        vertical_spacing=0.16, horizontal_spacing=0.08)
+                        vertical_spacing=0.2, horizontal_spacing=0.1)
     groups = [("none", 0.0, base)] + [
         (m, mult, g) for (m, mult), g in steered.groupby(["method", "multiplier"], sort=False)]
     for gi, (method, mult, g) in enumerate(groups):
         g = g.set_index("category").reindex(cats)
-        color = METHOD_COLORS.get(method, COLORWAY[gi % len(COLORWAY)])
+        col = METHOD_COLORS.get(method, color(gi))
         mults = sorted(steered.loc[steered["method"] == method, "multiplier"].unique())
-        shade = 1.0 if method == "none" else 0.4 + 0.6 * (mults.index(mult) + 1) / len(mults)
-        for p, (key, _) in enumerate(panels):
+        # several multipliers of one method: same colour, told apart by fill pattern
+        shape = PATTERNS[(len(mults) - 1 - mults.index(mult)) % len(PATTERNS)] \
+            if method != "none" else ""
+        for p, (key, _, _, scale) in enumerate(panels):
             fig.add_trace(go.Bar(
-                x=cats, y=g[key].astype(float), name=_method_label(method, mult),
-                legendgroup=f"{method}{mult}", showlegend=p == 0, marker_color=color,
-                opacity=shade,
+                x=cats, y=g[key].astype(float) * scale, name=_method_label(method, mult),
+                legendgroup=f"{method}{mult}", showlegend=p == 0,
+                marker=dict(color=col, pattern=dict(shape=shape, fillmode="overlay",
+                                                    fgcolor="white", size=8)),
                 hovertemplate=(f"<b>%{{x}}</b><br>{_method_label(method, mult)}<br>"
-                               f"{key} %{{y:.3f}}<extra></extra>"),
+                               f"{key} %{{y:.3g}}<extra></extra>"),
             ), row=p // 2 + 1, col=p % 2 + 1)
-    fig.update_layout(barmode="group", legend=dict(title_text=f"layer {chosen}"))
-    fig.update_yaxes(rangemode="tozero")
-    return _style(fig, "Per-category safety and quality, before and after steering", 820)
+    for p, (_, _, unit, scale) in enumerate(panels):
+        fig.update_yaxes(title_text=unit, rangemode="tozero",
+                         range=[0, 105] if scale == 100 else None, row=p // 2 + 1,
+                         col=p % 2 + 1)
+    fig.update_layout(barmode="group", legend=dict(title_text=f"steering layer {chosen}"))
+    return style_figure(fig, "Per-category safety and quality, before and after steering", 760,
+                        subtitle="held-out harmful prompts", top=34)
 
 
 def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
@@ -147,32 +162,38 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
         "safety: unsafe (solid) and refusal (dotted) rate",
         "quality: ROUGE-L (solid), relevance (dotted)"))
-    base = df[df["method"] == "none"][["unsafe_rate", "refusal_rate", "relevance", "rouge_l"]]
-    base = base.astype(float).mean()
-    for key, col, dash in (("unsafe_rate", 1, "dash"), ("relevance", 2, "dash")):
-        if not math.isnan(base[key]):
-            fig.add_hline(y=base[key], line=dict(color="#666666", dash=dash, width=2), row=1,
-                          col=col, annotation_text=f"unsteered {key}",
-                          annotation_position="top left")
+    keys = ["unsafe_rate", "refusal_rate", "relevance", "rouge_l"]
+    scale = {"unsafe_rate": 100, "refusal_rate": 100, "relevance": 1, "rouge_l": 1}
+    base = df[df["method"] == "none"][keys].astype(float).mean()
     steered = df[df["method"] != "none"].copy()
     steered["layer"] = steered["layer"].astype(float).astype(int)
     multi = steered["layer"].nunique() > 1
     for (method, layer), g in steered.groupby(["method", "layer"], sort=False):
-        g = g.groupby("multiplier")[["unsafe_rate", "refusal_rate", "relevance", "rouge_l"]].mean()
+        g = g.groupby("multiplier")[keys].mean()
         name = f"{method} L{layer}" if multi else method
-        color = METHOD_COLORS.get(method, COLORWAY[0])
+        line_color = METHOD_COLORS.get(method, color(0))
         for key, col, dash, legend in (("unsafe_rate", 1, "solid", True),
                                        ("refusal_rate", 1, "dot", False),
                                        ("rouge_l", 2, "solid", False),
                                        ("relevance", 2, "dot", False)):
             fig.add_trace(go.Scatter(
-                x=g.index.astype(float), y=g[key].astype(float), mode="lines+markers", name=name,
-                legendgroup=name, showlegend=legend, line=dict(color=color, dash=dash, width=3),
-                hovertemplate=f"<b>{name}</b><br>m %{{x:g}}<br>{key} %{{y:.3f}}<extra></extra>",
+                x=g.index.astype(float), y=g[key].astype(float) * scale[key],
+                mode="lines+markers", name=name, legendgroup=name, showlegend=legend,
+                line=dict(color=line_color, dash=dash, width=3), marker=dict(size=9),
+                hovertemplate=f"<b>{name}</b><br>m %{{x:g}}<br>{key} %{{y:.3g}}<extra></extra>",
             ), row=1, col=col)
+    # reference lines after the traces: plotly skips shapes on subplots that have no trace yet
+    for key, col, label in (("unsafe_rate", 1, "unsteered unsafe rate"),
+                            ("relevance", 2, "unsteered relevance")):
+        if not math.isnan(base[key]):
+            fig.add_hline(y=base[key] * scale[key], line=dict(color=NEUTRAL, dash="dash", width=2),
+                          row=1, col=col, annotation_text=label, annotation_position="bottom right",
+                          annotation_font=dict(size=14, color=NEUTRAL))
     fig.update_xaxes(title_text="multiplier m (suppress: scale)")
-    fig.update_yaxes(rangemode="tozero")
-    return _style(fig, "Safety / quality trade-off over the steering multiplier", 560)
+    fig.update_yaxes(title_text="% of held-out harmful prompts", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="score (0-1)", rangemode="tozero", row=1, col=2)
+    return style_figure(fig, "Safety / quality trade-off over the steering multiplier", 540,
+                        subtitle="mean over risk categories", top=34)
 
 
 def vector_cosines(geometry: pd.DataFrame, layer: int | None = None) -> go.Figure:
@@ -190,14 +211,14 @@ def vector_cosines(geometry: pd.DataFrame, layer: int | None = None) -> go.Figur
         for _, r in g.iterrows():
             m.loc[r["a"], r["b"]] = m.loc[r["b"], r["a"]] = float(r["cosine"])
         fig.add_trace(go.Heatmap(
-            z=m.to_numpy(), x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu_r",
+            z=m.to_numpy(), x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING,
             showscale=i == len(kinds) - 1, colorbar=dict(title="cosine"),
             text=[[_n(v, ".2f") for v in row] for row in m.to_numpy()], texttemplate="%{text}",
             hovertemplate="%{y} vs %{x}<br>cosine %{z:.3f}<extra></extra>",
         ), row=1, col=i + 1)
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
-    return _style(fig, f"Category vectors vs each other and the refusal direction (layer {chosen})",
-                  620)
+    return style_figure(fig, "Category vectors vs each other and the refusal direction "
+                        f"(layer {chosen})", 600, top=34)
 
 
 def _steering_layer(run_dir: Path) -> int | None:
