@@ -338,6 +338,22 @@ def test_missing_kaleido_or_chrome_is_a_workbench_error(run_dir, tmp_path, monke
         render_audit_figures(run_dir)
 
 
+def test_any_png_export_failure_is_one_workbench_error(run_dir, monkeypatch):
+    """Whatever kaleido raises, the caller gets one WorkbenchError; the HTML files stay."""
+    def broken(*a, **k):
+        raise ValueError("Transform failed with error code 525:\n something odd")
+
+    monkeypatch.setattr(export_mod, "png_export_available", lambda: True)
+    monkeypatch.setattr(export_mod.pio, "write_images", broken)
+    with pytest.raises(WorkbenchError, match="PNG export of cosine_by_layer, .* failed "
+                       r"\(ValueError: Transform failed") as exc:
+        render_audit_figures(run_dir)
+    assert "\n" not in str(exc.value) and "pip install kaleido" in str(exc.value)
+    assert (run_dir / "figures" / "delta_asr.html").is_file()
+    assert not list((run_dir / "figures").glob("*.png"))
+    assert not list((run_dir / "figures").glob(".*"))
+
+
 # --------------------------------------------------------------------------- real rendering
 
 
