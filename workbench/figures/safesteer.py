@@ -154,7 +154,8 @@ def category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figu
 def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
     """Mean over categories of unsafe/refusal rate (left) and quality (right) vs multiplier.
 
-    The unsteered value is a dashed line; ``neuron_suppress`` is plotted against its scale.
+    The unsteered unsafe rate and relevance are dashed grey lines; ``neuron_suppress`` is plotted
+    against its scale.
     """
     df = _require(metrics, ["method", "layer", "multiplier", "split", "unsafe_rate",
                             "refusal_rate", "relevance", "rouge_l"], "metrics.csv")
@@ -182,13 +183,18 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
                 line=dict(color=line_color, dash=dash, width=3), marker=dict(size=9),
                 hovertemplate=f"<b>{name}</b><br>m %{{x:g}}<br>{key} %{{y:.3g}}<extra></extra>",
             ), row=1, col=col)
-    # reference lines after the traces: plotly skips shapes on subplots that have no trace yet
-    for key, col, label in (("unsafe_rate", 1, "unsteered unsafe rate"),
-                            ("relevance", 2, "unsteered relevance")):
+    # the unsteered values as dashed reference lines across the multipliers, in the legend
+    xs = steered["multiplier"].astype(float)
+    span = [float(xs.min()), float(xs.max())] if len(xs) else [0.0, 1.0]
+    for key, col in (("unsafe_rate", 1), ("relevance", 2)):
         if not math.isnan(base[key]):
-            fig.add_hline(y=base[key] * scale[key], line=dict(color=NEUTRAL, dash="dash", width=2),
-                          row=1, col=col, annotation_text=label, annotation_position="bottom right",
-                          annotation_font=dict(size=14, color=NEUTRAL))
+            y = base[key] * scale[key]
+            fig.add_trace(go.Scatter(
+                x=span, y=[y, y], mode="lines", name="unsteered (dashed)",
+                legendgroup="unsteered", showlegend=col == 1,
+                line=dict(color=NEUTRAL, dash="dash", width=2),
+                hovertemplate=f"<b>unsteered</b><br>{key} {y:.3g}<extra></extra>",
+            ), row=1, col=col)
     fig.update_xaxes(title_text="multiplier m (suppress: scale)")
     fig.update_yaxes(title_text="% of held-out harmful prompts", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="score (0-1)", rangemode="tozero", row=1, col=2)
