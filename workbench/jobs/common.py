@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import WorkbenchError
+from workbench.jobs.validation import check_types, text_file, validate
 from workbench.runs import read_json, write_json
 
 # Config fields that change nothing in a job's results, so a run may resume with other values.
@@ -22,9 +23,8 @@ def field_names(config_cls) -> list[str]:
 
 def read_toml(path: str | Path, config_cls) -> dict:
     """Settings from a TOML file; every key must be a field of ``config_cls``."""
+    text_file("config file", path)
     path = Path(path)
-    if not path.is_file():
-        raise WorkbenchError(f"config file {path} does not exist; check the path")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -40,9 +40,11 @@ def resolve_config(config_cls, presets: dict, preset: str | None, toml: str | No
                    overrides: dict):
     """Preset (flag, else the TOML's ``preset``, else quick), then the TOML file, then overrides.
 
-    Override values of None are ignored, so unset command-line flags change nothing.
+    Override values of None are ignored, so unset command-line flags change nothing. Every
+    field is then validated (``workbench.jobs.validation``) before anything loads.
     """
     file_values = read_toml(toml, config_cls) if toml else {}
+    check_types(config_cls, file_values, where=f" in {toml}")
     preset = preset or file_values.get("preset") or "quick"
     if preset not in presets:
         raise WorkbenchError(f"unknown preset {preset!r}; use one of {', '.join(presets)}")
@@ -52,7 +54,8 @@ def resolve_config(config_cls, presets: dict, preset: str | None, toml: str | No
     if unknown:
         raise WorkbenchError(f"unknown config key {unknown[0]!r}; valid keys: "
                              f"{', '.join(field_names(config_cls))}")
-    return replace(config_cls(), **values)
+    explicit = set(file_values) | {k for k, v in overrides.items() if v is not None}
+    return validate(replace(config_cls(), **values), explicit)
 
 
 def result_fields(cfg, non_result: set[str]) -> dict:

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from workbench.errors import WorkbenchError
+
 
 class GenerationStore:
     """The ``generations.jsonl`` of one run directory."""
@@ -24,18 +26,28 @@ class GenerationStore:
             self._load()
 
     def _load(self) -> None:
-        raw = self.path.read_bytes()
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise WorkbenchError(f"{self.path} cannot be read ({exc.strerror}); fix its "
+                                 "permissions or use a new --out") from None
         good_end = 0
         pos = 0
-        for line in raw.splitlines(keepends=True):
+        lines = raw.splitlines(keepends=True)
+        for n, line in enumerate(lines, start=1):
             pos += len(line)
-            if not line.endswith(b"\n"):
-                break  # an unfinished last line
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            self.records[rec["key"]] = rec
+                key = rec["key"]
+            except (ValueError, TypeError, KeyError):
+                if n == len(lines):
+                    break  # the line an interrupted write cut off: dropped below
+                raise WorkbenchError(
+                    f"{self.path} line {n} is not a generation record; remove that line (or "
+                    "the file, to start again) and re-run") from None
+            if not line.endswith(b"\n"):
+                break  # an unfinished last line
+            self.records[key] = rec
             good_end = pos
         if good_end < len(raw):
             with open(self.path, "r+b") as f:
