@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=argparse.SUPPRESS)
 
     def command(name: str, help: str, func, description: str = "") -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=description or help,
+        p = sub.add_parser(name, prog=f"workbench {name}", help=help,
+                           description=description or help,
                            epilog=EXAMPLES.get(name), formatter_class=fmt)
         p.set_defaults(func=func)
         return p
@@ -473,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error, already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -230,9 +230,9 @@ def model_spec(name, value):
               else "it is a file, not a model directory",
               "give a local model directory (config.json and weights), or see `workbench models`")
     if not HUB_ID.match(value):
-        _fail(name, value, "unknown model spec",
-              f"use one of {', '.join(builtin)}, a local model directory, or a "
-              "Hugging Face id like org/name (see `workbench models`)")
+        raise WorkbenchError(f"unknown model spec {value!r} ({name}); use one of "
+                             f"{', '.join(builtin)}, a local model directory, or a Hugging Face "
+                             "id like org/name (see `workbench models`)")
 
 
 def device(name, value):
