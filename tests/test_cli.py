@@ -76,7 +76,7 @@ def _bad(tmp_path, name, content):
     (lambda p: ["--contrast", "nosuch=embedded"], "unknown behaviour 'nosuch'"),
     (lambda p: ["--contrast", "justaname"], "is not NAME=FILE"),
     (lambda p: ["--search-layers", "99"], "layer 99 is out of range"),
-    (lambda p: ["--n-train", "500"], "only 180 are available"),
+    (lambda p: ["--n-train", "500"], "the smaller prompt set has 180 prompts"),
 ])
 def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys, make_args, message):
     out = tmp_path / "out"

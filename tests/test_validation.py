@@ -210,3 +210,26 @@ def test_explicit_split_sizes_that_do_not_fit_are_an_error(tmp_path, files, no_m
     rc = main(["directions", "--model", "tiny-random", "--harmless", files["twelve.txt"],
                "--n-train", "10", "--out", str(out), "--quiet"])
     _check_one_error(capsys, rc, "n_train + n_val is 10 + 32 = 42", out)
+
+
+def test_figures_without_chromium_warn_and_write_html(tmp_path, monkeypatch, capsys):
+    import workbench.figures
+    from workbench.errors import WorkbenchError
+    from workbench.figures.export import PNG_HELP
+
+    calls = []
+
+    def render(run_dir, png=True):
+        calls.append(png)
+        if png:
+            raise WorkbenchError(f"{PNG_HELP} (ChromeNotFoundError: no browser)")
+        return ["a.html", "b.html"]
+
+    monkeypatch.setattr(workbench.figures, "render_audit_figures", render)
+    assert main(["figures", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert calls == [True, False]
+    assert err.startswith("warning: PNG figures skipped") and "--no-png" in err
+    assert "png=False" not in err
+    assert main(["figures", str(tmp_path), "--no-png"]) == 0
+    assert capsys.readouterr().err == ""

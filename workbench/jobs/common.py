@@ -92,7 +92,8 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
     except WorkbenchError as exc:
         if not png:
             raise
-        warning = f"PNG figures skipped: {exc}"
+        detail = str(exc).replace(" (or pass png=False for HTML only)", "")
+        warning = f"PNG figures skipped, HTML written: {detail}; pass --no-png to silence this"
         print(f"warning: {warning}", file=sys.stderr)
         render(out, png=False)
         return [warning]

@@ -189,8 +189,9 @@ def contrast_sources(name, value):
     for behaviour, src in value.items():
         if src == "embedded":
             if behaviour not in BEHAVIOURS:
-                _fail(name, f"{behaviour}=embedded", "no embedded pairs for that behaviour",
-                      f"give a file, or use one of {', '.join(BEHAVIOURS)}")
+                raise WorkbenchError(
+                    f"unknown behaviour {behaviour!r} in {name}: no embedded pairs for it; give "
+                    f"a file (NAME=FILE), or use one of {', '.join(BEHAVIOURS)}")
         else:
             text_file(f"{name} {behaviour}", src)
 
