@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
 from workbench.activations import collect_activations
 from workbench.data import embedded_instructions, instruction_source, split
@@ -43,8 +42,13 @@ from workbench.jobs import common
 from workbench.jobs.analysis import analyse_run
 from workbench.jobs.store import GenerationStore
 from workbench.model import load_model
+from workbench.progress import JobProgress
 from workbench.runs import package_versions, read_json, write_json
 from workbench.steering import add_vector
+
+
+AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal selection",
+                "CAA vectors", "activations", "generation", "analysis", "figures"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ def _with_ids(items: list, prefix: str) -> list:
 def run_audit(cfg: AuditConfig) -> dict:
     """Run (or resume) an audit and write every file of the run directory."""
     t0 = time.time()
+    job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights={"generation": 20})
+    job.stage("read inputs")
     out = Path(cfg.out)
     check_run_dir(out, cfg)
     templates = resolve_templates(cfg.templates, cfg.template_files)
@@ -165,6 +171,7 @@ def run_audit(cfg: AuditConfig) -> dict:
     timings = {"read_inputs": time.time() - t0}
 
     t = time.time()
+    job.stage("load model")
     model = load_model(cfg.model, device=cfg.device)
     timings["load_model"] = time.time() - t
     for l in cfg.layers or []:
@@ -172,7 +179,7 @@ def run_audit(cfg: AuditConfig) -> dict:
 
     directions = _saved_directions(out, cfg)
     if directions is None:
-        directions = compute_directions(model, inputs, dcfg)
+        directions = compute_directions(model, inputs, dcfg, job)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
     sel = directions.selection
@@ -191,6 +198,7 @@ def run_audit(cfg: AuditConfig) -> dict:
 
     # refusal-layer activations: the subspace basis and the projections figure
     t = time.time()
+    job.stage("activations")
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
     harm_acts = collect_activations(model, tok(inputs.harm_train), layers=[sel.layer],
                                     batch_size=cfg.batch_size, progress=False)["resid_pre"][:, 0, 0]
@@ -208,8 +216,8 @@ def run_audit(cfg: AuditConfig) -> dict:
     harmful_items = [(tpl, item, tpl.apply(item.instruction)) for tpl in templates for item in attack]
     benign_items = [(None, item, item.instruction) for item in benign]
     t = time.time()
-    bar = tqdm(conditions, desc="audit conditions", unit="cond", disable=not cfg.progress)
-    for cond in bar:
+    job.stage("generation")
+    for cond in job.bar(conditions, unit="cond"):
         todo = [("harmful", tpl.name, item, text) for tpl, item, text in harmful_items
                 if f"{cond.key}|{tpl.name}|{item.id}|harmful" not in store]
         todo += [("harmless", "direct", item, text) for _, item, text in benign_items
@@ -220,6 +228,7 @@ def run_audit(cfg: AuditConfig) -> dict:
     timings["generation"] = time.time() - t
 
     t = time.time()
+    job.stage("analysis")
     cosines = {(b, l): float(cosine_by_layer(directions.caa[b][l][None].double(),
                                              unit(sel.direction.double()))[0])
                for b in cfg.behaviours for l in layers}
@@ -231,7 +240,7 @@ def run_audit(cfg: AuditConfig) -> dict:
     from workbench.figures import render_audit_figures
 
     return common.finish_run(out, cfg, record, render_audit_figures, [], timings, t0,
-                             n_generations=len(store), summary=summary)
+                             n_generations=len(store), summary=summary, job=job)
 
 
 def _generate_condition(model, cfg, cond, vectors, todo, judge, store) -> None:

@@ -101,10 +101,12 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
 
 
 def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnings: list[str],
-               timings: dict, t0: float, **fields) -> dict:
+               timings: dict, t0: float, job=None, **fields) -> dict:
     """Render the figures (if asked), then write the completed run.json and return it."""
     warnings = list(warnings)
     if cfg.figures:
+        if job is not None:
+            job.stage("figures")
         t = time.time()
         warnings += render_figures(render, out, cfg.png)
         timings["figures"] = time.time() - t
@@ -112,4 +114,6 @@ def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnin
     record.update(status="complete", warnings=warnings, **fields,
                   timings_s={k: round(v, 2) for k, v in timings.items()})
     write_json(out / "run.json", record)
+    if job is not None:
+        job.done()
     return record

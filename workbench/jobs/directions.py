@@ -33,8 +33,14 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
 from workbench.model import DEFAULT_MODEL, load_model
+from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.steering import ablate_directions, add_vector
+
+
+# Progress stages of a directions run (compute_directions reports the middle three).
+DIRECTIONS_STAGES = ["read inputs", "load model", "refusal candidates", "refusal selection",
+                     "CAA vectors"]
 
 
 @dataclass
@@ -133,28 +139,33 @@ def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:
     return DirectionInputs(harm_train, harm_val, safe_train, safe_val, pairs, files)
 
 
-def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> Directions:
+def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
+                       job: JobProgress | None = None) -> Directions:
     """Refusal candidates and selection, then one CAA vector per behaviour."""
+    job = job or JobProgress("directions", [], enabled=False)
     for layer in cfg.search_layers or []:
         model.check_layer(layer)
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
     timings = {}
     t = time.time()
+    job.stage("refusal candidates")
     candidates = refusal_candidates(model, tok(inputs.harm_train), tok(inputs.safe_train),
-                                    cfg.batch_size, cfg.progress)
+                                    cfg.batch_size, job.inner_bars)
     timings["refusal_candidates"] = time.time() - t
     t = time.time()
+    job.stage("refusal selection")
     selection = select_refusal_direction(
         model, candidates, tok(inputs.harm_val), tok(inputs.safe_val),
         max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
         induce_threshold=cfg.induce_threshold,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
-        progress=cfg.progress,
+        progress=job.inner_bars,
     )
     timings["refusal_selection"] = time.time() - t
     t = time.time()
-    caa = {name: caa_vector(model, p, batch_size=cfg.batch_size, progress=cfg.progress)
-           for name, p in inputs.pairs.items()}
+    job.stage("CAA vectors")
+    caa = {name: caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size, progress=False)
+           for name in job.bar(list(inputs.pairs), unit="behaviour")}
     timings["caa_vectors"] = time.time() - t
     return Directions(candidates, selection, caa, timings)
 
@@ -227,17 +238,22 @@ def evaluate_direction(model, selection: RefusalSelection, harmful: list, harmle
 def run_directions(cfg: DirectionsConfig) -> dict:
     """Compute and write directions.safetensors, geometry.csv, refusal_scores.csv, run.json."""
     t0 = time.time()
+    job = JobProgress("directions", DIRECTIONS_STAGES + ["evaluation"] * bool(cfg.evaluate)
+                      + ["write"], enabled=cfg.progress)
+    job.stage("read inputs")
     inputs = read_direction_inputs(cfg)
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
+    job.stage("load model")
     model = load_model(cfg.model, device=cfg.device)
     timings["load_model"] = time.time() - t
-    directions = compute_directions(model, inputs, cfg)
+    directions = compute_directions(model, inputs, cfg, job)
     timings.update(directions.timings)
     out = Path(cfg.out)
     evaluation = None
     if cfg.evaluate:
         t = time.time()
+        job.stage("evaluation")
         harmful, _ = instruction_source(cfg.harmful, "harmful")
         harmless, _ = instruction_source(cfg.harmless, "harmless")
         held_h, held_s = held_out(harmful, cfg), held_out(harmless, cfg)
@@ -249,6 +265,7 @@ def run_directions(cfg: DirectionsConfig) -> dict:
         evaluation = evaluate_direction(model, directions.selection, held_h[:cfg.evaluate],
                                         held_s[:cfg.evaluate], cfg.max_new_tokens, cfg.batch_size)
         timings["evaluation"] = time.time() - t
+    job.stage("write")
     write_directions(out, directions, model, cfg.model)
     timings["total"] = time.time() - t0
     record = {
@@ -265,6 +282,7 @@ def run_directions(cfg: DirectionsConfig) -> dict:
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     write_json(out / "run.json", record)
+    job.done()
     return record
 
 

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from workbench.directions import refusal_candidates, select_refusal_direction
 from workbench.errors import WorkbenchError
@@ -38,6 +37,7 @@ from workbench.jobs import common
 from workbench.jobs.directions import model_record
 from workbench.jobs.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
+from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.safesteer.analysis import rows_for_csv, write_analysis
 from workbench.safesteer.data import MIN_TRAIN, CategoryData, load_category_data, text_tokens
@@ -62,6 +62,8 @@ TEXT_MODES = ("prompt_response", "prompt")
 REFUSAL_FILTERS = ("safe", "none", "unsafe", "both")
 SUPPRESS_VALUES = ("safe_mean", "zero")
 PAPER_LAYER_FRAC = 14 / 32  # the paper's main result: layer 14 of 32
+SAFESTEER_STAGES = ["read inputs", "load model", "train responses", "vectors and neurons",
+                    "evaluation", "analysis", "figures"]
 
 
 @dataclass
@@ -224,14 +226,14 @@ def _train_record(item, split_name: str, response: str) -> dict:
 
 
 def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
-                       store: GenerationStore) -> None:
+                       store: GenerationStore, job: JobProgress | None = None) -> None:
     """Greedy responses to every train prompt (unsafe and safe) that the store lacks."""
     todo = [("train_unsafe", i) for c in data.categories for i in data.train[c]]
     todo += [("train_safe", i) for i in data.safe_train]
     todo = [(s, i) for s, i in todo if f"{s}|{i.id}" not in store]
     chunk = cfg.batch_size * 4
-    for start in tqdm(range(0, len(todo), chunk), desc="train responses", unit="chunk",
-                      disable=not cfg.progress or len(todo) <= chunk):
+    job = job or JobProgress("safesteer", [], enabled=False)
+    for start in job.bar(range(0, len(todo), chunk), unit="chunk"):
         part = todo[start:start + chunk]
         prompts = model.tokenize_instructions([i.instruction for _, i in part])
         responses = generate(model, prompts, max_new_tokens=cfg.response_tokens,
@@ -457,6 +459,9 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     ``model`` may be a loaded :class:`WorkbenchModel` of ``cfg.model`` (notebooks, tests).
     """
     t0 = time.time()
+    job = JobProgress("safesteer", SAFESTEER_STAGES, enabled=cfg.progress,
+                      weights={"train responses": 3, "evaluation": 10})
+    job.stage("read inputs")
     out = Path(cfg.out)
     check_run_dir(out, cfg)
     data = load_category_data(cfg.harmful, cfg.harmless, cfg.categories, cfg.n_train, cfg.n_eval,
@@ -464,6 +469,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     judge = make_judge(cfg.judge)
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
+    job.stage("load model")
     if model is None:
         model = load_model(cfg.model, device=cfg.device)
     elif model.spec != cfg.model:
@@ -487,11 +493,13 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     store = GenerationStore(out / "generations.jsonl")
 
     t = time.time()
+    job.stage("train responses")
     if cfg.text == "prompt_response":
-        training_responses(model, cfg, data, store)
+        training_responses(model, cfg, data, store, job)
     timings["train_responses"] = time.time() - t
 
     t = time.time()
+    job.stage("vectors and neurons")
     texts, kept = build_texts(model, cfg, data, store)
     steer = compute_steering(model, cfg, texts, data.categories, neuron_layers)
     refusal_pre, refusal_rec = refusal_directions(model, cfg, data)
@@ -521,7 +529,8 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     write_json(out / "run.json", record)
 
     t = time.time()
-    for cond in tqdm(conds, desc="safesteer conditions", unit="cond", disable=not cfg.progress):
+    job.stage("evaluation")
+    for cond in job.bar(conds, unit="cond"):
         todo = [(s, i) for s, i in eval_items(cond, data)
                 if f"eval|{cond.key}|{s}|{i.id}" not in store]
         if todo:
@@ -529,6 +538,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     timings["evaluation"] = time.time() - t
 
     t = time.time()
+    job.stage("analysis")
     records = [r for r in store.values() if r["key"].startswith("eval|")]
     summary = write_analysis(out, records, vector_info(steer, refusal, layers), checks, sharing,
                              overlap, record)
@@ -536,7 +546,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     from workbench.figures.safesteer import render_safesteer_figures
 
     return common.finish_run(out, cfg, record, render_safesteer_figures, steer.warnings,
-                             timings, t0, n_generations=len(store), summary=summary)
+                             timings, t0, n_generations=len(store), summary=summary, job=job)
 
 
 def estimate_generations(cfg: SafeSteerConfig) -> dict:
