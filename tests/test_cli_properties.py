@@ -83,7 +83,8 @@ def _outcome(argv, capsys) -> None:
 
 
 @pytest.mark.parametrize("command", ["audit", "directions", "safesteer"])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_arbitrary_flags_never_crash(command, data, patched, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -119,7 +120,8 @@ def _builders():
 
 
 @pytest.mark.parametrize("job", ["audit", "safesteer", "directions"])
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_config_builders_accept_or_explain(job, data, tmp_path, monkeypatch):
     from dataclasses import fields

@@ -128,11 +128,13 @@ def _directions(args: argparse.Namespace) -> None:
     ref = record["refusal"]
     print(f"refusal direction: layer {ref['layer']}, eoi offset {ref['offset']} "
           f"(bypass {ref['scores']['bypass']:.2f}, induce {ref['scores']['induce']:.2f}, "
-          f"kl {ref['scores']['kl']:.3f}{'' if ref['filters_passed'] else ', no candidate passed the filters'})")
+          f"kl {ref['scores']['kl']:.3f}"
+          f"{'' if ref['filters_passed'] else ', no candidate passed the filters'})")
     ev = record.get("evaluation")
     if ev:
         print(f"held-out refusal rates: harmful {ev['harmful_refusal_base']:.0%} -> "
-              f"{ev['harmful_refusal_ablated']:.0%} with the direction ablated (n={ev['n_harmful']}); "
+              f"{ev['harmful_refusal_ablated']:.0%} with the direction ablated "
+              f"(n={ev['n_harmful']}); "
               f"harmless {ev['harmless_refusal_base']:.0%} -> {ev['harmless_refusal_induced']:.0%} "
               f"with it added (n={ev['n_harmless']})")
     print(f"wrote {cfg.out}/directions.safetensors, geometry.csv, refusal_scores.csv, run.json "
