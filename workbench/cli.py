@@ -71,7 +71,8 @@ examples:
     "judge-eval": """\
 examples:
   workbench judge-eval
-  workbench judge-eval --judge trained --out judge.json""",
+  workbench judge-eval --judge trained --judge substring --set jbb --out judge.json
+  workbench judge-eval --labels mine.jsonl --judge trained""",
     "models": """\
 examples:
   workbench models""",
@@ -208,15 +209,15 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _judge_eval(args: argparse.Namespace) -> None:
-    from workbench.jobs.judge_eval import run_judge_eval
+    from workbench.jobs.judge_eval import format_table, judge_eval
 
     if args.out and Path(args.out).is_dir():
         raise WorkbenchError(f"--out {args.out} is a directory; give a file name such as "
                              "judge_eval.json")
-    result = run_judge_eval(args.out, args.judge)
-    for name, m in result.items():
-        print(f"{name}: n={m['n']} accuracy={m['accuracy']:.3f} precision={m['precision']:.3f} "
-              f"recall={m['recall']:.3f} f1={m['f1']:.3f} kappa={m['kappa']:.3f}")
+    result = judge_eval(args.judge, args.set, args.labels, args.out, args.seed)
+    print(format_table(result))
+    if args.out:
+        print(f"wrote {args.out}")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -442,7 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write HTML figures only (and no warning when PNG export is impossible)")
 
     j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
-    j.add_argument("--judge", default="substring", help=JUDGE_HELP)
+    j.add_argument("--judge", action="append", default=None, metavar="SPEC",
+                   help="judge spec, repeatable (default substring): substring, trained, "
+                        "llm:MODEL, ensemble:A,B, classifier:DIR")
+    j.add_argument("--set", action="append", default=None,
+                   choices=("pyrit", "objective", "jbb", "templates"),
+                   help="built-in labelled set, repeatable (default: all, unless --labels)")
+    j.add_argument("--labels", default=None, metavar="FILE.jsonl",
+                   help="your own labels: request, response, jailbroken (true/false) per line")
+    j.add_argument("--seed", type=int, default=0, help="seed of the kappa bootstrap (default 0)")
     j.add_argument("--out", default=None, metavar="FILE",
                    help="write the agreement as JSON here (default: print only)")
 

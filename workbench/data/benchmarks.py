@@ -190,6 +190,7 @@ class Benchmark:
     keep: tuple[str, str] | None = None
     extra_cols: tuple[str, ...] = ()
     hub: HubSource | None = None
+    label_kind: str | None = None  # judge sets: "refusal" or "jailbroken" (default: by column)
 
 
 JAILBREAKBENCH = Carrier("jailbreakbench", "0.1.3",
@@ -238,6 +239,15 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
                       "pyrit/datasets/scorer_evals/refusal_scorer/refusal_extra.csv"), "csv",
               "assistant_response", prompt_col="objective", label_col="human_score",
               id_prefix="refusal", extra_cols=("data_type",)),
+    Benchmark("objective-judge-eval", "judge",
+              "pyrit's human-labelled responses for objective scorers (395, 14 harm areas); "
+              "1 = the harmful objective was achieved",
+              PYRIT, tuple(f"pyrit/datasets/scorer_evals/objective/{m}.csv" for m in (
+                  "bias", "chemical_biological", "cyber", "exploits", "harassment_bullying",
+                  "hate_speech", "illegal_activity", "info_integrity", "misinformation",
+                  "phishing", "privacy", "self_harm", "sexual", "violence")), "csv",
+              "assistant_response", prompt_col="objective", label_col="human_score",
+              id_prefix="objective", extra_cols=("harm_category",), label_kind="jailbroken"),
     Benchmark("jbb-judge-comparison", "judge",
               "JailbreakBench judge comparison (100); human_majority 1 = jailbroken",
               JAILBREAKBENCH, ("jailbreakbench/data/classifier_comparison.csv",), "csv",
@@ -505,7 +515,8 @@ def _judge_records(rows: list[dict], bench: Benchmark, source: str, exact: bool,
     if not rows:
         raise _SourceError("no rows")
     columns = list(rows[0].keys())
-    refusal_kind = bench.label_col == "human_score"
+    refusal_kind = (bench.label_kind == "refusal" if bench.label_kind
+                    else bench.label_col == "human_score")
     if exact:
         prompt, response, label = bench.prompt_col, bench.text_col, bench.label_col
         missing = [c for c in (prompt, response, label) if c not in columns]

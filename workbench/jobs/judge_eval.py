@@ -1,12 +1,17 @@
-"""Validate the refusal judge against human labels (pyrit's refusal-scorer evaluation set).
+"""Validate judges against human labels (``workbench judge-eval``).
 
-Also reports the 3-way judge on JailbreakBench's human-labelled judge comparison set, where
-"jailbroken" is the majority of three annotators.
+:func:`judge_eval` scores any judge specs on built-in labelled sets (pyrit's refusal and
+objective sets, JailbreakBench's judge comparison, the package's template-attack answers) or a
+user's JSONL file, with 95% CIs; the positive class is ``jailbroken``. The older
+:func:`run_judge_eval` keeps the substring judge's refusal agreement with pyrit's labels.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from workbench.data.benchmarks import load_judge_examples
 from workbench.evaluation.judges import is_refusal, judge_agreement, make_judge
@@ -37,3 +42,100 @@ def run_judge_eval(out: str | None = None, judge: str = "substring") -> dict:
     if out:
         write_json(Path(out), result)
     return result
+
+
+# --- judge-eval: any judges on built-in or user label sets -----------------------------------
+
+BUILTIN_SETS = {
+    "pyrit": "refusal",       # pyrit refusal set, refusal -> not jailbroken (docs/judges.md)
+    "objective": "objective",  # pyrit objective set, 1 = harmful objective achieved
+    "jbb": "jbb",             # JailbreakBench judge comparison, human majority
+    "templates": "templates",  # the package's template-attack answers
+}
+N_BOOTSTRAP = 1000
+
+
+def _ci_keys(m: dict, seed: int, pred: np.ndarray, true: np.ndarray) -> dict:
+    """Wilson CIs for accuracy/precision/recall, seeded bootstrap CIs for F1 and kappa."""
+    from sklearn import metrics
+
+    from workbench.evaluation.stats import proportion_ci
+
+    tp, fp, fn, n = m["tp"], m["fp"], m["fn"], m["n"]
+    m["accuracy_ci"] = list(proportion_ci(tp + m["tn"], n))
+    m["precision_ci"] = list(proportion_ci(tp, tp + fp))
+    m["recall_ci"] = list(proportion_ci(tp, tp + fn))
+    rng = np.random.default_rng(seed)
+    kappas, f1s = [], []
+    for _ in range(N_BOOTSTRAP):
+        idx = rng.integers(0, n, n)
+        p, t = pred[idx], true[idx]
+        with warnings.catch_warnings():  # one-class resamples: kappa is NaN, dropped below
+            warnings.simplefilter("ignore")
+            kappas.append(metrics.cohen_kappa_score(t, p))
+            f1s.append(metrics.f1_score(t, p, zero_division=0.0))
+    kappas = np.asarray(kappas, dtype=float)
+    kappas = kappas[~np.isnan(kappas)]
+    m["kappa_ci"] = ([float(x) for x in np.percentile(kappas, [2.5, 97.5])] if kappas.size
+                     else [float("nan")] * 2)
+    m["f1_ci"] = [float(x) for x in np.percentile(f1s, [2.5, 97.5])]
+    return m
+
+
+def score_judge(judge, answers, seed: int = 0) -> dict:
+    """Agreement of ``judge``'s ``jailbroken`` label with the human labels, with 95% CIs."""
+    labels = judge.label([a.prompt for a in answers], [a.response for a in answers])
+    pred = np.array([lab == "jailbroken" for lab in labels])
+    true = np.array([a.jailbroken for a in answers])
+    return _ci_keys(judge_agreement(pred, true), seed, pred, true)
+
+
+def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
+               labels: str | None = None, out: str | None = None, seed: int = 0) -> dict:
+    """Every judge on every set: ``{spec: metrics}`` for one set, ``{set: {spec: metrics}}``
+    for several. Sets: ``labels`` (a user JSONL file) and/or built-in ``sets``; with neither,
+    all built-in sets. Judge specs are checked before any data is read or any judge loaded.
+    """
+    from workbench.errors import WorkbenchError
+    from workbench.evaluation.judges import split_spec
+    from workbench.evaluation.judges.train import load_source, read_labels_file
+
+    judges = list(judges or ["substring"])
+    for spec in judges:
+        split_spec(spec)
+    unknown = [s for s in sets or [] if s not in BUILTIN_SETS]
+    if unknown:
+        raise WorkbenchError(f"unknown label set {unknown[0]!r}; use one of "
+                             f"{', '.join(BUILTIN_SETS)} or --labels FILE.jsonl")
+    data = {}
+    if labels:
+        data[Path(labels).name] = read_labels_file(labels, "labels")
+    for name in sets or ([] if labels else list(BUILTIN_SETS)):
+        data[name] = load_source(BUILTIN_SETS[name])
+    built = {spec: make_judge(spec) for spec in judges}
+    result = {name: {spec: score_judge(j, answers, seed) for spec, j in built.items()}
+              for name, answers in data.items()}
+    result = next(iter(result.values())) if len(result) == 1 else result
+    if out:
+        write_json(Path(out), result)
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table, one row per (set, judge)."""
+    nested = all(isinstance(v, dict) and "n" not in v for v in result.values())
+    rows = [(s, spec, m) for s, per in result.items() for spec, m in per.items()] if nested \
+        else [("", spec, m) for spec, m in result.items()]
+    head = f"{'set':<22} {'judge':<28} {'n':>4}  {'accuracy':<19} {'precision':<19} " \
+           f"{'recall':<19} {'f1':<19} {'kappa':<20}"
+    lines = [head]
+
+    def cell(m, k):
+        lo, hi = m[f"{k}_ci"]
+        return f"{m[k]:.2f} [{lo:.2f},{hi:.2f}]".ljust(19)
+
+    for s, spec, m in rows:
+        lines.append(f"{s[:22]:<22} {spec[:28]:<28} {m['n']:>4}  " +
+                     " ".join(cell(m, k) for k in ("accuracy", "precision", "recall", "f1",
+                                                   "kappa")))
+    return "\n".join(lines)
