@@ -9,7 +9,7 @@ Measured agreement of each rule is in docs/judges.md.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, SAFE, Judge, check_pairs
