@@ -23,6 +23,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from workbench.activations import mean_activations
+from workbench.errors import WorkbenchError
 from workbench.evaluation.scores import kl_divergence, last_logprobs, refusal_score
 from workbench.steering import ablate_directions, add_vector
 
@@ -88,13 +89,24 @@ def select_refusal_direction(
     positions: Sequence[int] | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    search: str = "full",
 ) -> RefusalSelection:
     """Score candidates and pick the one whose ablation best bypasses refusal.
 
     ``layers`` / ``positions`` (eoi indices) restrict the search, e.g. for a quick CPU run.
     If no candidate passes the filters, the lowest-bypass candidate below the layer cut is
     returned with ``filters_passed=False``.
+
+    ``search="ordered"`` picks the same candidate for about a third of the cost: it first
+    scores every candidate's bypass on the harmful prompts alone, then scores candidates fully
+    (the same combined forward as ``"full"``, so their recorded scores are the same numbers) in
+    ascending bypass order and stops at the first that passes the filters, which is the
+    lowest-bypass kept candidate. Candidates it never reached keep their bypass score, NaN
+    ``kl``/``induce`` and the reason ``"not scored: ..."``. Only a near-tie in bypass (within
+    float noise between the two forwards) could change the pick.
     """
+    if search not in ("full", "ordered"):
+        raise WorkbenchError(f"unknown refusal search {search!r}; use 'full' or 'ordered'")
     n_eoi, n_layers, _ = candidates.shape
     layer_cut = max_layer_frac * n_layers
     layers = [l for l in (range(n_layers) if layers is None else layers) if l < layer_cut]
@@ -108,8 +120,8 @@ def select_refusal_direction(
         "harmless_refusal_score": float(refusal_score(base_harmless, rid).mean()),
     }
     grid = [(p, l) for p in positions for l in layers]
-    scores: list[CandidateScore] = []
-    for p, l in tqdm(grid, desc="selecting refusal direction", unit="cand", disable=not progress):
+
+    def score(p: int, l: int) -> CandidateScore:
         r = candidates[p, l].float()
         with ablate_directions(model, r):
             ablated = last_logprobs(model, [*harmful_val, *harmless_val], batch_size)
@@ -125,7 +137,35 @@ def select_refusal_direction(
             reason = f"kl {kl:.3f} > {kl_threshold}"
         elif induce < induce_threshold:
             reason = f"induce {induce:.3f} < {induce_threshold}"
-        scores.append(CandidateScore(p, p - n_eoi, l, bypass, induce, kl, not reason, reason))
+        return CandidateScore(p, p - n_eoi, l, bypass, induce, kl, not reason, reason)
+
+    bar = tqdm(total=len(grid), desc="selecting refusal direction", unit="cand",
+               disable=not progress)
+    if search == "full":
+        scores = []
+        for p, l in grid:
+            scores.append(score(p, l))
+            bar.update()
+    else:
+        rough = {}
+        for p, l in grid:
+            with ablate_directions(model, candidates[p, l].float()):
+                rough[p, l] = float(refusal_score(last_logprobs(model, harmful_val, batch_size),
+                                                  rid).mean())
+        nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
+        full: dict[tuple[int, int], CandidateScore] = {}
+        for pl in sorted(grid, key=nan_last):
+            full[pl] = score(*pl)
+            bar.update()
+            if full[pl].kept:
+                break
+        winner = next((s for s in full.values() if s.kept), None)
+        nan = float("nan")
+        scores = [full.get((p, l)) or CandidateScore(
+            p, p - n_eoi, l, rough[p, l], nan, nan, False,
+            f"not scored: bypass above the selected {winner.bypass:.3f}" if winner else "")
+            for p, l in grid]
+    bar.close()
     kept = [s for s in scores if s.kept]
     pool = kept or [s for s in scores if not math.isnan(s.bypass)]
     best = min(pool, key=lambda s: s.bypass)

@@ -72,17 +72,58 @@ def add_vector(
     def make(v: Tensor):
         def fn(t: Tensor, hook) -> Tensor:
             delta = (coefficient * v).to(device=t.device, dtype=t.dtype)
-            if positions == "all" or t.shape[1] == 1:
-                return t + delta
-            if positions == "generated":
-                return t
-            out = t.clone()
-            out[:, -n_eoi:] += delta
-            return out
+            return _add_at(t, delta, positions, n_eoi)
 
         return fn
 
     fwd = [(hook_name(hook, l), make(v)) for l, v in per_layer.items()]
+    with model.bridge.hooks(fwd_hooks=fwd):
+        yield
+
+
+def _add_at(t: Tensor, delta: Tensor, positions: str, n_eoi: int) -> Tensor:
+    """``t + delta`` at ``positions`` (see the module docstring); ``delta`` broadcasts over seq."""
+    if positions == "all" or t.shape[1] == 1:
+        return t + delta
+    if positions == "generated":
+        return t
+    out = t.clone()
+    out[:, -n_eoi:] += delta
+    return out
+
+
+@contextmanager
+def add_row_vectors(
+    model,
+    deltas: dict[int, Float[Tensor, "batch d"]],
+    positions: str = "all",
+    hook: str = "resid_pre",
+) -> Iterator[None]:
+    """Add a different vector to each batch row: ``deltas[l][b]`` at ``hook`` of layer ``l``.
+
+    The batched form of :func:`add_vector` (``deltas`` already include the coefficient), so
+    rows of several steering conditions share one forward or one ``generate``; a zero row
+    leaves that row exactly unsteered. Every call must have the batch size of ``deltas``.
+    """
+    if positions not in STEER_POSITIONS:
+        raise WorkbenchError(f"unknown steering positions {positions!r}; use {STEER_POSITIONS}")
+    n_eoi = model.n_eoi
+    sizes = {d.shape[0] for d in deltas.values()}
+    if len(sizes) > 1:
+        raise WorkbenchError(f"row deltas have different batch sizes {sorted(sizes)}; give one "
+                             "row per batch row at every layer")
+    for d in deltas.values():
+        model.check_vector(d, "row steering vector")
+
+    def make(d: Tensor):
+        def fn(t: Tensor, hook) -> Tensor:
+            if t.shape[0] != d.shape[0]:
+                raise WorkbenchError(f"batch of {t.shape[0]} rows but {d.shape[0]} row deltas")
+            return _add_at(t, d.to(device=t.device, dtype=t.dtype)[:, None, :], positions, n_eoi)
+
+        return fn
+
+    fwd = [(hook_name(hook, model.check_layer(l)), make(d)) for l, d in deltas.items()]
     with model.bridge.hooks(fwd_hooks=fwd):
         yield
 

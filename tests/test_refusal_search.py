@@ -1,0 +1,62 @@
+"""The ordered refusal search picks what the full search picks, scoring fewer candidates."""
+
+import math
+
+import pytest
+
+from workbench import WorkbenchError
+from workbench.data import embedded_instructions
+from workbench.directions import refusal_candidates, select_refusal_direction
+
+
+@pytest.fixture(scope="module")
+def searched(tiny):
+    tok = lambda kind, a, b: tiny.tokenize_instructions(  # noqa: E731
+        [i.instruction for i in embedded_instructions(kind)[a:b]])
+    harm, safe = tok("harmful", 0, 12), tok("harmless", 0, 12)
+    harm_val, safe_val = tok("harmful", 12, 18), tok("harmless", 12, 18)
+    cand = refusal_candidates(tiny, harm, safe, batch_size=6, progress=False)
+    # every candidate scored, no filter: the raw scores the full search would filter
+    full = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=math.inf,
+                                    induce_threshold=-math.inf, batch_size=4, progress=False)
+    return cand, harm_val, safe_val, full
+
+
+def _full_pick(scores, kl_threshold, induce_threshold):
+    """The full search's rule applied by hand: lowest bypass among the kept candidates."""
+    kept = [s for s in scores if s.kl <= kl_threshold and s.induce >= induce_threshold]
+    pool = kept or scores
+    return min(pool, key=lambda s: s.bypass)
+
+
+def test_ordered_search_picks_the_full_search_candidate(tiny, searched):
+    cand, harm_val, safe_val, full = searched
+    kls = sorted(s.kl for s in full.scores)
+    induces = sorted(s.induce for s in full.scores)
+    n_grid = len(full.scores)
+    fewer = 0
+    # thresholds that keep everything, some, one, or nothing
+    for kl_t, ind_t in [(math.inf, -math.inf), (kls[len(kls) // 2], -math.inf),
+                        (kls[0], -math.inf), (math.inf, induces[len(induces) // 2]),
+                        (kls[len(kls) // 3], induces[len(induces) // 3]), (-1.0, -math.inf)]:
+        sel = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=kl_t,
+                                       induce_threshold=ind_t, batch_size=4, progress=False,
+                                       search="ordered")
+        want = _full_pick(full.scores, kl_t, ind_t)
+        assert (sel.position, sel.layer) == (want.position, want.layer)
+        assert sel.filters_passed == any(s.kl <= kl_t and s.induce >= ind_t
+                                         for s in full.scores)
+        scored = [s for s in sel.scores if not s.reason.startswith("not scored")]
+        by_key = {(s.position, s.layer): s for s in full.scores}
+        for s in scored:  # fully scored candidates carry exactly the full search's numbers
+            ref = by_key[s.position, s.layer]
+            assert (s.bypass, s.kl, s.induce) == (ref.bypass, ref.kl, ref.induce)
+        fewer += len(scored) < n_grid
+        assert len(sel.scores) == n_grid
+    assert fewer >= 3  # it does save work
+
+
+def test_unknown_search_is_a_clear_error(tiny, searched):
+    cand, harm_val, safe_val, _ = searched
+    with pytest.raises(WorkbenchError, match="refusal search"):
+        select_refusal_direction(tiny, cand, harm_val, safe_val, search="fast", progress=False)
