@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--benign-limit", type=int, default=None)
     ap.add_argument("--behaviours", default=None, help="comma-separated")
     ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--n-val", type=int, default=None)
+    ap.add_argument("--caa-limit", type=int, default=None)
     ap.add_argument("--rows", type=int, default=64, help="rows per batched generate call")
     ap.add_argument("--near-tie", type=float, default=1e-3,
                     help="a top-2 logit gap below this counts as float noise")
@@ -78,6 +81,7 @@ def main() -> None:
 
     overrides = dict(model=args.model, attack_limit=args.attack_limit,
                      benign_limit=args.benign_limit, max_new_tokens=args.max_new_tokens,
+                     n_train=args.n_train, n_val=args.n_val, caa_limit=args.caa_limit,
                      behaviours=args.behaviours.split(",") if args.behaviours else None)
     cfg = build_config(args.preset, None, **overrides)
     dcfg = directions_config(cfg)
