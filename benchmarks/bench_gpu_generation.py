@@ -90,10 +90,10 @@ def main() -> None:
 
     results = {}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        run = lambda: generate_ids(model, prompts, n_new, bs, progress=False,  # noqa: E731
-                                   **no_eos)
+        def run(bs=bs):
+            return generate_ids(model, prompts, n_new, bs, progress=False, **no_eos)
 
-        def steered():
+        def steered(run=run):
             with add_vector(model, vector, layers=layer, coefficient=1.0, positions="eoi"):
                 return run()
 
@@ -103,8 +103,9 @@ def main() -> None:
             "plain_hf_generate": rate(run, len(prompts)),
             "steered": rate(steered, len(prompts)),
             "multi_condition_shared_prefix": rate(
-                lambda: generate_conditions_ids(model, prompts, conds, n_new, "eoi",
-                                                batch_size=bs, progress=False, **no_eos),
+                lambda bs=bs, conds=conds: generate_conditions_ids(
+                    model, prompts, conds, n_new, "eoi", batch_size=bs, progress=False,
+                    **no_eos),
                 len(prompts) * len(conds)),
         }
     few = prompts[:args.one_at_a_time]

@@ -18,7 +18,8 @@ def searched(tiny):
     cand = refusal_candidates(tiny, harm, safe, batch_size=6, progress=False)
     # every candidate scored, no filter: the raw scores the full search would filter
     full = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=math.inf,
-                                    induce_threshold=-math.inf, batch_size=4, progress=False)
+                                    induce_threshold=-math.inf, positions=[-2, -1],
+                                    batch_size=4, progress=False)
     return cand, harm_val, safe_val, full
 
 
@@ -40,8 +41,8 @@ def test_ordered_search_picks_the_full_search_candidate(tiny, searched):
                         (kls[0], -math.inf), (math.inf, induces[len(induces) // 2]),
                         (kls[len(kls) // 3], induces[len(induces) // 3]), (-1.0, -math.inf)]:
         sel = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=kl_t,
-                                       induce_threshold=ind_t, batch_size=4, progress=False,
-                                       search="ordered")
+                                       induce_threshold=ind_t, positions=[-2, -1],
+                                       batch_size=4, progress=False, search="ordered")
         want = _full_pick(full.scores, kl_t, ind_t)
         assert (sel.position, sel.layer) == (want.position, want.layer)
         assert sel.filters_passed == any(s.kl <= kl_t and s.induce >= ind_t
