@@ -26,6 +26,7 @@ def test_gpu_generation_bench_runs_on_cpu_tiny(monkeypatch, tmp_path):
     assert rec["results"]["one_at_a_time_steered"]["tokens_per_s"] > 0
 
 
+@pytest.mark.slow  # tiny model, but the whole directions stage too: about 30 s
 def test_audit_bench_smoke_outputs_identical(monkeypatch, tmp_path):
     out = tmp_path / "audit.json"
     _run(monkeypatch, "bench_audit.py", ["--preset", "smoke", "--attack-limit", "3",
