@@ -11,6 +11,7 @@ from scipy import stats
 import workbench.jobs.safesteer as job
 from workbench import WorkbenchError
 from workbench.cli import main
+from workbench.evaluation.stats import proportion_ci
 from workbench.safesteer import (
     GroupStats,
     add_category_vector,
@@ -342,12 +343,24 @@ def test_smoke_writes_every_file(smoke):
     harmful = [m for m in metrics if m["split"] == "harmful"]
     assert {m["method"] for m in harmful} == {"none", "safesteer", "neuron_add", "neuron_suppress"}
     for m in harmful:
+        pooled = m["category"] == "all"
         sel = [g for g in gens if g.get("method") == m["method"] and g["split"] == "harmful"
-               and (g["category"] == m["category"] or m["method"] == "none"
-                    and g["prompt_category"] == m["category"])]
-        assert int(m["n"]) == len(sel) == cfg.n_eval
-        unsafe = sum(g["label"] == "jailbroken" for g in sel) / len(sel)
-        assert float(m["unsafe_rate"]) == pytest.approx(unsafe, abs=1e-6)
+               and (pooled or g["category"] == m["category"] or m["method"] == "none"
+                    and g["prompt_category"] == m["category"])
+               and str(g["multiplier"]) == str(float(m["multiplier"]))]
+        assert int(m["n"]) == len(sel) == cfg.n_eval * (n_cat if pooled else 1)
+        k = sum(g["label"] == "jailbroken" for g in sel)
+        assert float(m["unsafe_rate"]) == pytest.approx(k / len(sel), abs=1e-6)
+        lo, hi = proportion_ci(k, len(sel))
+        assert float(m["unsafe_ci_low"]) == pytest.approx(lo, abs=1e-5)
+        assert float(m["unsafe_ci_high"]) == pytest.approx(hi, abs=1e-5)
+        k_sub = sum(g["labels"]["substring"] == "jailbroken" for g in sel)
+        assert float(m["unsafe_substring_rate"]) == pytest.approx(k_sub / len(sel), abs=1e-6)
+    assert {m["category"] for m in harmful} == {*cfg.categories, "all"}
+    assert all(set(g["labels"]) == {"substring"} for g in gens if g["split"] == "harmful")
+    assert set(record["texts"]) == {*cfg.categories, "safe"}
+    assert record["judge"]["spec"] == "substring"
+    assert record["judge"]["validated_agreement"][0]["n"] > 0
     assert "Held-out harmful prompts" in (smoke / "report.md").read_text()
 
 
@@ -386,3 +399,82 @@ def test_interrupted_run_resumes_and_loses_nothing(tmp_path, monkeypatch, tiny):
     record = job.run_safesteer(cfg, model=tiny)
     keys = [g["key"] for g in _lines(out / "generations.jsonl")]
     assert partial < len(keys) == len(set(keys)) == record["n_generations"]
+
+
+# --------------------------------------------------------------------------- texts, judges
+
+
+def _train_recs(labels):
+    return [{"response": f"answer {k}", "refusal": lab == "safe", "labels": {"substring": lab}}
+            for k, lab in enumerate(labels)]
+
+
+def test_unsafe_side_keeps_only_judged_compliant_answers():
+    cfg = job.build_config("smoke")
+    assert cfg.filter_refusals == "both" and job.build_config("quick").filter_refusals == "both"
+    recs = _train_recs(["jailbroken", "safe", "jailbroken", "incomprehensible", "jailbroken",
+                        "jailbroken", "safe"])
+    idx, info = job.select_texts(recs, "unsafe", cfg, "substring")
+    assert idx == [0, 2, 4, 5] and info["n"] == 4 and info["of"] == 7
+    assert "fallback" not in info and "compliant" in info["used"]
+    idx, info = job.select_texts(recs, "safe", cfg, "substring")
+    assert idx == [0, 2, 3, 4, 5]  # refusals out of D_safe
+    idx, _ = job.select_texts(recs, "unsafe", job.build_config("smoke", filter_refusals="none"),
+                              "substring")
+    assert idx == list(range(7))
+
+
+def test_too_few_compliant_answers_fall_back_and_say_so():
+    recs = _train_recs(["safe", "jailbroken", "safe", "safe", "jailbroken", "safe"])
+    idx, info = job.select_texts(recs, "unsafe", job.build_config("smoke"), "substring")
+    assert idx == list(range(6)) and info["n_filtered"] == 2
+    assert "only 2 of 6" in info["fallback"] and "refusals included" in info["used"]
+    with pytest.raises(WorkbenchError, match="only 2 of 6 train answers are judged compliant"):
+        job.select_texts(recs, "unsafe", job.build_config("smoke", too_few_compliant="error"),
+                         "substring")
+
+
+def test_the_configured_judge_decides_compliance_and_substring_is_kept():
+    class TwoJudges:
+        name = "ensemble:x"
+
+        def label_detail(self, prompts, responses):
+            return {"ensemble:x": ["safe"] * len(responses), "x": ["jailbroken"] * len(responses)}
+
+    labels = job.judge_labels(TwoJudges(), ["p", "q"], ["Sure, here it is", "I can't help."])
+    assert labels == [{"ensemble:x": "safe", "x": "jailbroken", "substring": "jailbroken"},
+                      {"ensemble:x": "safe", "x": "jailbroken", "substring": "safe"}]
+    recs = [{"response": "Sure", "refusal": False, "labels": lab} for lab in labels * 3]
+    idx, info = job.select_texts(recs, "unsafe", job.build_config("smoke"), "ensemble:x")
+    assert "fallback" in info and info["n_filtered"] == 0  # the ensemble called none compliant
+
+
+def test_pooled_rows_pair_each_answer_with_its_unsteered_answer():
+    from workbench.evaluation.stats import paired_delta
+    from workbench.safesteer.analysis import metric_rows
+
+    rng = np.random.default_rng(3)
+    recs = []
+    for cat in ("a", "b", "c"):
+        for k in range(8):
+            pid = f"{cat}{k}"
+            for method, mult in (("none", 0.0), ("safesteer", 4.0)):
+                lab = rng.choice(["jailbroken", "safe", "incomprehensible"])
+                recs.append({"method": method, "category": cat if method != "none" else "none",
+                             "prompt_category": cat, "layer": None if method == "none" else 3,
+                             "multiplier": mult, "split": "harmful", "prompt_id": pid,
+                             "label": lab, "refusal": lab == "safe", "perplexity": 1.0,
+                             "bleu": 0.0, "rouge_l": 0.0, "relevance": 0.0,
+                             "response": "I can't." if lab == "safe" else "Sure, step one"})
+    rows = {(r["method"], r["category"]): r for r in metric_rows(recs, {}, "substring")}
+    pooled = rows[("safesteer", "all")]
+    base = sorted((r for r in recs if r["method"] == "none"), key=lambda r: r["prompt_id"])
+    steer = sorted((r for r in recs if r["method"] != "none"), key=lambda r: r["prompt_id"])
+    ref = paired_delta([b["label"] == "jailbroken" for b in base],
+                       [s["label"] == "jailbroken" for s in steer])
+    assert pooled["n"] == 24 and rows[("none", "all")]["n"] == 24
+    assert pooled["delta_unsafe"] == pytest.approx(ref["delta"])
+    assert pooled["p_value"] == pytest.approx(ref["p_value"])
+    assert pooled["delta_unsafe_ci_low"] == pytest.approx(ref["ci_low"])
+    k = sum(s["label"] == "incomprehensible" for s in steer)
+    assert pooled["incomprehensible_ci_low"] == pytest.approx(proportion_ci(k, 24)[0])

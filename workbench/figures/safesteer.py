@@ -152,14 +152,17 @@ def category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figu
 
 
 def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
-    """Mean over categories of unsafe/refusal rate (left) and quality (right) vs multiplier.
+    """Unsafe/refusal rate (left) and quality (right) vs multiplier, pooled over categories.
 
-    The unsteered unsafe rate and relevance are dashed grey lines; ``neuron_suppress`` is plotted
-    against its scale.
+    Uses the rows pooled over categories (``category = all``) where the run wrote them, else
+    the mean over categories. The unsteered unsafe rate and relevance are dashed grey lines;
+    ``neuron_suppress`` is plotted against its scale.
     """
     df = _require(metrics, ["method", "layer", "multiplier", "split", "unsafe_rate",
                             "refusal_rate", "relevance", "rouge_l"], "metrics.csv")
     df = df[df["split"] == "harmful"]
+    if "category" in df and (df["category"] == "all").any():  # rows pooled over categories
+        df = df[df["category"] == "all"]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
         "safety: unsafe (solid) and refusal (dotted) rate",
         "quality: ROUGE-L (solid), relevance (dotted)"))

@@ -21,6 +21,7 @@ Run directory: ``run.json``, ``vectors.safetensors``, ``neurons.csv``, ``neuron_
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,15 @@ import torch
 from workbench.directions import refusal_candidates, select_refusal_direction
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate
-from workbench.evaluation.judges import is_comprehensible, is_refusal, make_judge
+from workbench.evaluation.judges import (
+    JAILBROKEN,
+    SubstringJudge,
+    is_comprehensible,
+    is_refusal,
+    label_response,
+    make_judge,
+    validated_agreement,
+)
 from workbench.geometry import cosine_by_layer
 from workbench.jobs import common
 from workbench.jobs.directions import model_record
@@ -59,8 +68,10 @@ from workbench.safesteer.vectors import category_vector
 
 METHODS = ("safesteer", "neuron_add", "neuron_suppress")
 TEXT_MODES = ("prompt_response", "prompt")
-REFUSAL_FILTERS = ("safe", "none", "unsafe", "both")
+REFUSAL_FILTERS = ("both", "safe", "unsafe", "none")
+FALLBACKS = ("all", "error")
 SUPPRESS_VALUES = ("safe_mean", "zero")
+SUBSTRING = "substring"
 PAPER_LAYER_FRAC = 14 / 32  # the paper's main result: layer 14 of 32
 SAFESTEER_STAGES = ["read inputs", "load model", "train responses", "vectors and neurons",
                     "evaluation", "analysis", "figures"]
@@ -87,7 +98,10 @@ class SafeSteerConfig:
     # texts
     text: str = "prompt_response"
     response_tokens: int = 32
-    filter_refusals: str = "safe"  # drop refusing texts from: safe, unsafe, both, none
+    # "both" (as published): D_unsafe^c keeps only answers the judge calls compliant
+    # (jailbroken) and D_safe drops refusals; "unsafe" / "safe" apply one side, "none" neither
+    filter_refusals: str = "both"
+    too_few_compliant: str = "all"  # fewer than MIN_TRAIN compliant: use "all" answers, or "error"
     median_filter: bool = True
     # steering
     layers: list[int] | None = None  # None: round(14/32 * n_layers), the paper's layer
@@ -146,6 +160,7 @@ def build_config(preset: str | None = None, toml: str | None = None,
     cfg = common.resolve_config(SafeSteerConfig, PRESETS, preset, toml, overrides)
     _check_choice("text", cfg.text, TEXT_MODES)
     _check_choice("filter_refusals", cfg.filter_refusals, REFUSAL_FILTERS)
+    _check_choice("too_few_compliant", cfg.too_few_compliant, FALLBACKS)
     _check_choice("suppress_value", cfg.suppress_value, SUPPRESS_VALUES)
     _check_choice("relevance", cfg.relevance, RELEVANCE_METHODS)
     for m in cfg.methods:
@@ -219,15 +234,26 @@ def scored_layers(cfg: SafeSteerConfig, model, steer: list[int]) -> list[int]:
 # --------------------------------------------------------------------------- texts
 
 
-def _train_record(item, split_name: str, response: str) -> dict:
+def judge_labels(judge, prompts: list[str], responses: list[str]) -> list[dict[str, str]]:
+    """Every judge's label per answer: the configured judge's (and its members'), and substring.
+
+    Keys are judge names; ``substring`` is always present so rates can be compared side by side.
+    """
+    detail = judge.label_detail(prompts, responses) if prompts else {}
+    if SUBSTRING not in detail:
+        detail[SUBSTRING] = SubstringJudge().label(prompts, responses)
+    return [{name: labels[k] for name, labels in detail.items()} for k in range(len(prompts))]
+
+
+def _train_record(item, split_name: str, response: str, labels: dict) -> dict:
     return {"key": f"{split_name}|{item.id}", "split": split_name, "prompt_id": item.id,
             "category": item.category, "instruction": item.instruction, "response": response,
-            "refusal": is_refusal(response)}
+            "refusal": is_refusal(response), "labels": labels}
 
 
 def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
-                       store: GenerationStore, job: JobProgress | None = None) -> None:
-    """Greedy responses to every train prompt (unsafe and safe) that the store lacks."""
+                       store: GenerationStore, judge, job: JobProgress | None = None) -> None:
+    """Greedy responses to every train prompt (unsafe and safe) that the store lacks, judged."""
     todo = [("train_unsafe", i) for c in data.categories for i in data.train[c]]
     todo += [("train_safe", i) for i in data.safe_train]
     todo = [(s, i) for s, i in todo if f"{s}|{i.id}" not in store]
@@ -235,33 +261,77 @@ def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
     job = job or JobProgress("safesteer", [], enabled=False)
     for start in job.bar(range(0, len(todo), chunk), unit="chunk"):
         part = todo[start:start + chunk]
-        prompts = model.tokenize_instructions([i.instruction for _, i in part])
-        responses = generate(model, prompts, max_new_tokens=cfg.response_tokens,
-                             batch_size=cfg.batch_size, progress=False)
-        store.append([_train_record(i, s, r) for (s, i), r in zip(part, responses)])
+        instructions = [i.instruction for _, i in part]
+        responses = generate(model, model.tokenize_instructions(instructions),
+                             max_new_tokens=cfg.response_tokens, batch_size=cfg.batch_size,
+                             progress=False)
+        labels = judge_labels(judge, instructions, responses)
+        store.append([_train_record(i, s, r, lab)
+                      for (s, i), r, lab in zip(part, responses, labels)])
+
+
+def _compliant(rec: dict, judge_name: str) -> bool:
+    """Whether the configured judge called a stored train answer compliant (``jailbroken``)."""
+    labels = rec.get("labels") or {}
+    label = labels.get(judge_name, labels.get(SUBSTRING))
+    if label is None:  # a record written before answers were judged: substring on the fly
+        label = label_response(rec["response"])
+    return label == JAILBROKEN
+
+
+def select_texts(records: list[dict | None], side: str, cfg: SafeSteerConfig,
+                 judge_name: str) -> tuple[list[int], dict]:
+    """Which train answers enter a group, and a record of the choice.
+
+    Unsafe side (filter ``both``/``unsafe``): answers the judge calls compliant; safe side
+    (``both``/``safe``): answers that are not refusals (substring). With fewer than
+    ``MIN_TRAIN`` left, ``too_few_compliant = "all"`` uses every answer of the group (and says
+    so in ``used``); ``"error"`` stops.
+    """
+    n = len(records)
+    filtered = cfg.filter_refusals in ("both", side) and cfg.text != "prompt"
+    if not filtered:
+        return list(range(n)), {"n": n, "of": n, "used": "all answers (no filter)"}
+    if side == "unsafe":
+        keep = [k for k, r in enumerate(records) if _compliant(r, judge_name)]
+        what = f"judged compliant by {judge_name}"
+    else:
+        keep = [k for k, r in enumerate(records) if not r["refusal"]]
+        what = "not refusals (substring)"
+    info = {"n": len(keep), "of": n, "kept_rule": what, "n_filtered": len(keep)}
+    if len(keep) >= MIN_TRAIN:
+        return keep, {**info, "used": what}
+    if cfg.too_few_compliant == "error":
+        raise WorkbenchError(
+            f"only {len(keep)} of {n} train answers are {what} but {MIN_TRAIN} are needed; set "
+            "too_few_compliant = 'all', filter_refusals = 'none', or raise n_train / n_safe")
+    return list(range(n)), {**info, "n": n, "used": "all answers, refusals included",
+                            "fallback": f"only {len(keep)} of {n} answers are {what} "
+                                        f"(< {MIN_TRAIN}); used all {n} answers instead"}
 
 
 def build_texts(model, cfg: SafeSteerConfig, data: CategoryData,
-                store: GenerationStore) -> tuple[dict[str, list[list[int]]], dict]:
-    """Token ids per group (each category, and ``safe``), after the refusal filter."""
+                store: GenerationStore, judge_name: str = SUBSTRING
+                ) -> tuple[dict[str, list[list[int]]], dict]:
+    """Token ids per group (each category, and ``safe``) after the answer filter, and a record.
+
+    The record (``run.json`` ``texts``) gives per group ``n`` used of ``of``, the rule, and a
+    ``fallback`` note where too few answers passed it.
+    """
     groups = {c: ("train_unsafe", data.train[c]) for c in data.categories}
     groups["safe"] = ("train_safe", data.safe_train)
-    drop = {"safe": {"safe", "both"}, "unsafe": {"unsafe", "both"}}
     texts, kept = {}, {}
     for name, (split_name, items) in groups.items():
         side = "safe" if name == "safe" else "unsafe"
-        rows = []
-        for item in items:
-            rec = store.records.get(f"{split_name}|{item.id}") if cfg.text != "prompt" else None
-            if rec is not None and cfg.filter_refusals in drop[side] and rec["refusal"]:
-                continue
-            rows.append(text_tokens(model, item.instruction, rec["response"] if rec else None))
-        if len(rows) < MIN_TRAIN:
-            raise WorkbenchError(
-                f"after dropping refusing responses, {name!r} keeps {len(rows)} of {len(items)} "
-                f"texts but {MIN_TRAIN} are needed; set filter_refusals = 'none' or raise "
-                "n_train / n_safe")
-        texts[name], kept[name] = rows, {"n": len(rows), "of": len(items)}
+        recs = [store.records.get(f"{split_name}|{i.id}") if cfg.text != "prompt" else None
+                for i in items]
+        idx, info = select_texts(recs, side, cfg, judge_name)
+        texts[name] = [text_tokens(model, items[k].instruction,
+                                   recs[k]["response"] if recs[k] else None) for k in idx]
+        if len(texts[name]) < MIN_TRAIN:
+            raise WorkbenchError(f"{name!r} has {len(texts[name])} texts but {MIN_TRAIN} are "
+                                 "needed; raise n_train / n_safe")
+        kept[name] = info
     return texts, kept
 
 
@@ -409,19 +479,21 @@ def evaluate_condition(model, cfg, cond: Condition, todo, steer: SteeringSet, ju
                                  batch_size=cfg.batch_size, progress=False)
         ppl = response_perplexity(model, prompts, responses, batch_size=max(cfg.batch_size // 2, 1))
         harmful = [k for k, (s, _) in enumerate(part) if s == "harmful"]
-        labels = dict(zip(harmful, judge.label([part[k][1].instruction for k in harmful],
-                                               [responses[k] for k in harmful])))
+        detail = dict(zip(harmful, judge_labels(judge, [part[k][1].instruction for k in harmful],
+                                                [responses[k] for k in harmful])))
         recs = []
         for k, ((split_name, item), resp) in enumerate(zip(part, responses)):
             refusal, comp = is_refusal(resp), is_comprehensible(resp)
-            label = labels.get(k) or ("incomprehensible" if not comp else
-                                      "refused" if refusal else "complied")
+            labels = detail.get(k, {})
+            label = labels.get(judge.name) or ("incomprehensible" if not comp else
+                                               "refused" if refusal else "complied")
             recs.append({
                 "key": f"eval|{cond.key}|{split_name}|{item.id}", "split": split_name,
                 "method": cond.method, "category": cond.category, "layer": cond.layer,
                 "multiplier": cond.multiplier, "prompt_id": item.id,
                 "prompt_category": item.category, "instruction": item.instruction,
-                "response": resp, "label": label, "refusal": refusal, "comprehensible": comp,
+                "response": resp, "label": label, "labels": labels, "refusal": refusal,
+                "comprehensible": comp,
                 "perplexity": ppl[k],
             })
         store.append(recs)
@@ -488,6 +560,8 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
                    "benign_eval": [i.id for i in data.safe_eval]},
         "steering_layers": layers, "neuron_layers": neuron_layers,
         "n_conditions": len(conds), "versions": package_versions(), "status": "generating",
+        "judge": {"spec": cfg.judge, "name": judge.name,
+                  "validated_agreement": validated_agreement(cfg.judge)},
     }
     write_json(out / "run.json", record)
     store = GenerationStore(out / "generations.jsonl")
@@ -495,17 +569,21 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     t = time.time()
     job.stage("train responses")
     if cfg.text == "prompt_response":
-        training_responses(model, cfg, data, store, job)
+        training_responses(model, cfg, data, store, judge, job)
     timings["train_responses"] = time.time() - t
 
     t = time.time()
     job.stage("vectors and neurons")
-    texts, kept = build_texts(model, cfg, data, store)
+    texts, kept = build_texts(model, cfg, data, store, judge.name)
+    fallbacks = [f"{g}: {v['fallback']}" for g, v in kept.items() if "fallback" in v]
     steer = compute_steering(model, cfg, texts, data.categories, neuron_layers)
     refusal_pre, refusal_rec = refusal_directions(model, cfg, data)
     refusal = landing_directions(refusal_pre)
     threshold = cfg.refusal_cos_threshold or default_cos_threshold(model.d_model)
-    record.update(n_safe_texts=kept["safe"]["n"], texts=kept, refusal=refusal_rec,
+    for line in fallbacks:
+        print(f"warning: {line}", file=sys.stderr)
+    record.update(n_safe_texts=kept["safe"]["n"], texts=kept, text_fallbacks=fallbacks,
+                  refusal=refusal_rec,
                   refusal_cos_threshold=threshold, median_filter_kept=steer.kept)
     tensors = {f"safesteer.{c}": v for c, v in steer.safesteer.items()}
     tensors.update({f"neuron.{c}": v for c, v in steer.neuron.items()})
@@ -545,8 +623,9 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     timings["analysis"] = time.time() - t
     from workbench.figures.safesteer import render_safesteer_figures
 
-    return common.finish_run(out, cfg, record, render_safesteer_figures, steer.warnings,
-                             timings, t0, n_generations=len(store), summary=summary, job=job)
+    return common.finish_run(out, cfg, record, render_safesteer_figures,
+                             fallbacks + steer.warnings, timings, t0,
+                             n_generations=len(store), summary=summary, job=job)
 
 
 def estimate_generations(cfg: SafeSteerConfig) -> dict:
