@@ -478,3 +478,17 @@ def test_pooled_rows_pair_each_answer_with_its_unsteered_answer():
     assert pooled["delta_unsafe_ci_low"] == pytest.approx(ref["ci_low"])
     k = sum(s["label"] == "incomprehensible" for s in steer)
     assert pooled["incomprehensible_ci_low"] == pytest.approx(proportion_ci(k, 24)[0])
+
+
+def test_mcnemar_power_matches_simulation():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    from workbench.safesteer.power import mcnemar_power, smallest_n_significant, unpaired_n
+
+    rng = np.random.default_rng(0)
+    n, up, down, sims = 20, 0.35, 0.05, 4000
+    draws = rng.multinomial(n, [up, down, 1 - up - down], size=sims)
+    hits = sum(mcnemar([[0, b], [c, 0]], exact=True).pvalue < 0.05 for b, c, _ in draws)
+    assert mcnemar_power(n, up, down) == pytest.approx(hits / sims, abs=0.03)
+    assert smallest_n_significant(0.30) == 19  # 6 of 19 one way: p = 2 / 2**6 = 0.031
+    assert 37 < unpaired_n(0.5, 0.2) < 39

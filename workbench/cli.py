@@ -35,13 +35,14 @@ presets (--preset):
   smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
   quick   the default: embedded 0.5B model; audit: 20 JailbreakBench prompts x 2 templates,
           12 benign prompts, 4 behaviours x 2 coefficients, 24 new tokens (about 12 min on
-          2 CPU cores); safesteer: 3 categories x 5 held-out prompts (about 5 min)
+          2 CPU cores); safesteer: 3 categories x 10 held-out prompts, m 4 (est. 7-8 min)
   full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 256 tokens):
           meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
 
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
-MODEL_HELP = (f"{DEFAULT_MODEL} (default), smollm2-135m-instruct, tiny-random, "
+MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct, "
+              "tiny-random, "
               "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
               "(see `workbench models`)")
 JUDGE_HELP = ("substring (default), trained, llm:MODEL, ensemble:A,B or classifier:DIR "
@@ -166,7 +167,7 @@ AUDIT_FIELDS = (
 SAFESTEER_FIELDS = (
     "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
-    "judge", "relevance", "seed")
+    "judge", "filter_refusals", "relevance", "seed")
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -208,6 +209,15 @@ def _figures(args: argparse.Namespace) -> None:
     print(f"wrote {len(paths)} files to {run_dir / 'figures'}")
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from workbench.jobs.compare import run_compare
+
+    summary = run_compare(args.run_dirs, args.out, png=not args.no_png)
+    print((Path(args.out) / "compare.md").read_text())
+    print(f"wrote {args.out}: compare.csv, fits.csv, geometry.csv, compare.md, figures/ "
+          f"({summary['n_rows']} rows from {len(summary['models'])} runs)")
+
+
 def _judge_eval(args: argparse.Namespace) -> None:
     from workbench.jobs.judge_eval import format_table, judge_eval
 
@@ -230,8 +240,14 @@ def _model_lines() -> list[str]:
 
     rows = known_models()
     width = max(len(r["spec"]) for r in rows)
-    lines = [f"{r['spec']:<{width}}  {r['kind']:<22}  "
-             f"{'cached' if r['cached'] else 'not cached':<10}  {r['description']}" for r in rows]
+    lines = []
+    for r in rows:
+        lines.append(f"{r['spec']:<{width}}  {r['kind']:<22}  "
+                     f"{'cached' if r['cached'] else 'not cached':<10}  {r['description']}")
+        lines.append(f"{'':<{width}}  family {r.get('family', '?')}; parameters "
+                     f"{r.get('parameters', '?')}; {r.get('quantisation', '?')}; source "
+                     f"{r.get('source', '?')}"
+                     + (f"; licence {r['licence']}" if r.get("licence") else ""))
     return lines + ["also: any local model directory, or a Hugging Face id (org/name) when the "
                     "hub is reachable"]
 
@@ -303,7 +319,7 @@ def _add_common_tail(p: argparse.ArgumentParser, tokens: str) -> None:
                    help=f"tokens generated per answer, >= 1 (default: preset; quick {tokens})")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="prompts per forward pass, >= 1; lower it if memory runs out "
-                        "(default: preset; quick 32 audit, 16 safesteer)")
+                        "(default: preset; quick 32 audit, 20 safesteer)")
     p.add_argument("--judge", default=None, help=JUDGE_HELP)
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed of the prompt samples and splits, >= 0 (default 0)")
@@ -418,11 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-train", type=int, default=None, metavar="N",
                    help="train prompts per category, >= 4 (default: quick 10)")
     s.add_argument("--n-eval", type=int, default=None, metavar="N",
-                   help="held-out prompts per category, >= 1 (default: quick 5)")
+                   help="held-out prompts per category, >= 1 (default: quick 10)")
     s.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
                    help="steering layers, 0..n_layers-1 (default: 14/32 of the depth)")
     s.add_argument("--multipliers", type=_float_list, default=None, metavar="M,M",
-                   help="steering multipliers, finite numbers (default: quick 1,4)")
+                   help="steering multipliers, finite numbers (default: quick 4)")
     s.add_argument("--methods", type=_str_list, default=None, metavar="A,B",
                    help="safesteer, neuron_add, neuron_suppress (default: all three)")
     s.add_argument("--top-k", type=int, default=None, metavar="N",
@@ -430,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--refusal", default=None,
                    help="refusal direction: candidates (default), select, or a directions run "
                         "directory")
+    s.add_argument("--filter-refusals", default=None,
+                   help="which train answers build the category vectors: both (default, as "
+                        "published: only answers the judge calls compliant in D_unsafe, no "
+                        "refusals in D_safe), unsafe, safe or none")
     s.add_argument("--relevance", default=None,
                    help="answer relevance metric: minilm (default) or tfidf")
     _add_common_tail(s, "48")
@@ -441,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by audit or safesteer")
     f.add_argument("--no-png", action="store_true",
                    help="write HTML figures only (and no warning when PNG export is impossible)")
+
+    c = command("compare", "pool audit runs of different models: ΔASR vs cosine per model and "
+                "pooled, cosine by relative depth", _compare)
+    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="audit run directories (the --out of `workbench audit`), two or more")
+    c.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for compare.csv, compare.md, fits.csv, geometry.csv, figures/")
+    c.add_argument("--no-png", action="store_true", help="write HTML figures only")
 
     j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
     j.add_argument("--judge", action="append", default=None, metavar="SPEC",
