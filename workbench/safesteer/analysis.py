@@ -269,7 +269,8 @@ def report_markdown(record: dict, metrics: list[dict], checks: list[dict], shari
                   "Category `all` pools every category's vector over the same benign prompts "
                   "(n answers, n_prompts distinct prompts).", "",
                   "| method | vector of | layer | m | n (prompts) | refusal [95% CI] | "
-                  "Δrefusal pp [CI], p | relevance | ROUGE-L |", "|---|---|---|---|---|---|---|---|---|"]
+                  "Δrefusal pp [CI], p | relevance | ROUGE-L |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for m in benign:
             lines.append(f"| {m['method']} | {m['category']} | "
                          f"{'' if m['layer'] is None else m['layer']} | {m['multiplier']:g} | "
