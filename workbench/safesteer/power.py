@@ -4,8 +4,8 @@ A steered condition is compared with the unsteered answers to the same prompts b
 McNemar test (:func:`workbench.evaluation.stats.paired_delta`). Its power depends on how many
 answers switch: a share ``p_up`` of prompts switch one way (say safe -> unsafe) and ``p_down``
 the other way, so the rate changes by ``p_up - p_down``. :func:`mcnemar_power` computes that
-power exactly (sum over the number of discordant pairs); :func:`unpaired_n` gives the per-arm n of the
-conservative unpaired two-proportion test (statsmodels), which ignores the pairing.
+power exactly (sum over the number of discordant pairs); :func:`unpaired_n` gives the per-arm
+n of the conservative unpaired two-proportion test (statsmodels), which ignores the pairing.
 
 ``python -m workbench.safesteer.power`` prints the table quoted in the SafeSteer README.
 """
