@@ -179,7 +179,7 @@ def run_audit(cfg: AuditConfig) -> dict:
 
     directions = _saved_directions(out, cfg)
     if directions is None:
-        directions = compute_directions(model, inputs, dcfg, job)
+        directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
     sel = directions.selection
