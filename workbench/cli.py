@@ -73,6 +73,11 @@ examples:
   workbench judge-eval
   workbench judge-eval --judge trained --judge substring --set jbb --out judge.json
   workbench judge-eval --labels mine.jsonl --judge trained""",
+    "export": """\
+examples:
+  workbench export runs/audit --format gguf-control --vector caa.sycophancy --layers 12 \\
+      --out sycophancy.gguf
+  workbench export runs/directions --vector refusal.direction --out refusal.gguf""",
     "models": """\
 examples:
   workbench models""",
@@ -218,6 +223,14 @@ def _judge_eval(args: argparse.Namespace) -> None:
     print(format_table(result))
     if args.out:
         print(f"wrote {args.out}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from workbench.vectors import export_gguf_control_vector
+
+    done = export_gguf_control_vector(args.run_dir, args.vector, args.out, args.layers)
+    print(f"wrote {done['out']}: {done['vector']} at our resid_pre layer(s) {done['layers']} = "
+          f"llama.cpp direction.{{{','.join(map(str, done['llama_cpp_directions']))}}}")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -454,6 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--seed", type=int, default=0, help="seed of the kappa bootstrap (default 0)")
     j.add_argument("--out", default=None, metavar="FILE",
                    help="write the agreement as JSON here (default: print only)")
+
+    e = command("export", "write one vector of a run as a llama.cpp control vector (GGUF)",
+                _export, "Export one vector of a run's directions.safetensors or "
+                "vectors.safetensors as a llama.cpp\ncontrol vector. Our resid_pre layer l "
+                "becomes llama.cpp's direction.{l-1} (added to the\noutput of block l-1); "
+                "layers 0 and 1 cannot be exported.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="run directory, or its .safetensors file")
+    e.add_argument("--format", default="gguf-control", choices=["gguf-control"],
+                   help="output format (default gguf-control: llama.cpp --control-vector)")
+    e.add_argument("--vector", required=True, metavar="NAME",
+                   help="tensor of the vector file, e.g. caa.sycophancy or refusal.direction")
+    e.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
+                   help="our resid_pre layers to export, 2..n_layers-1 (default: the vector's "
+                        "own layer, when it has one)")
+    e.add_argument("--out", required=True, metavar="FILE.gguf", help="GGUF file to write")
 
     command("models", "list known model specs and which are cached", _models)
 

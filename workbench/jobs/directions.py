@@ -38,6 +38,7 @@ from workbench.model import DEFAULT_MODEL, load_model
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.steering import ablate_directions, add_vector
+from workbench.vectors import vector_metadata
 
 
 # Progress stages of a directions run (compute_directions reports the middle three).
@@ -115,6 +116,7 @@ class Directions:
     selection: RefusalSelection
     caa: dict[str, torch.Tensor]
     timings: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # input name -> {"sha256": ...}, for the header
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"refusal.candidates": self.candidates, "refusal.direction": self.selection.direction}
@@ -195,7 +197,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
             if ckpt:
                 ckpt.save_tensor(f"caa.{name}", caa[name])
     timings["caa_vectors"] = time.time() - t
-    return Directions(candidates, selection, caa, timings)
+    return Directions(candidates, selection, caa, timings, inputs.files)
 
 
 def geometry_rows(directions: Directions) -> list[dict]:
@@ -211,9 +213,19 @@ def geometry_rows(directions: Directions) -> list[dict]:
 def write_directions(out: Path, directions: Directions, model, model_spec: str) -> None:
     """Write directions.safetensors, geometry.csv and refusal_scores.csv (each atomically)."""
     sel = directions.selection
+    all_layers = list(range(model.n_layers))
+    vectors = {
+        "refusal.candidates": {"hook": "resid_pre", "layers": all_layers, "position": "eoi",
+                               "method": "diff-in-means, harmful - harmless"},
+        "refusal.direction": {"hook": "resid_pre", "layers": [sel.layer],
+                              "position": f"eoi[{sel.offset}]",
+                              "method": "refusal direction (selected candidate)"},
+        **{f"caa.{name}": {"hook": "resid_pre", "layers": all_layers, "position": "answer letter",
+                           "method": "CAA, matching - not matching"} for name in directions.caa},
+    }
     write_tensors(out / "directions.safetensors", directions.tensors(),
-                  {"model": model_spec, "hook": "resid_pre", "refusal_layer": sel.layer,
-                   "refusal_offset": sel.offset})
+                  vector_metadata(model, vectors, directions.data, hook="resid_pre",
+                                  refusal_layer=sel.layer, refusal_offset=sel.offset))
     write_csv(out / "geometry.csv", geometry_rows(directions), ["behaviour", "layer", "cosine"])
     write_csv(out / "refusal_scores.csv", [s.as_dict() for s in sel.scores],
               ["position", "offset", "layer", "bypass", "induce", "kl", "kept", "reason"])
