@@ -85,7 +85,7 @@ def test_killed_direction_finding_resumes_from_last_finished_piece(setup, tmp_pa
 
 def test_other_config_or_data_does_not_reuse_checkpoints(setup, tmp_path):
     model, inputs, cfg = setup
-    where = lambda: DirectionCheckpoint(tmp_path, checkpoint_key(model, inputs, cfg)).dir  # noqa
+    where = lambda: DirectionCheckpoint(tmp_path, checkpoint_key(model, inputs, cfg)).dir
     first = where()
     cfg.batch_size, cfg.out = 3, "elsewhere"  # speed and place change nothing
     assert where() == first

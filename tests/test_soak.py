@@ -36,7 +36,7 @@ def _size(path: Path) -> int:
 def _triggers(out: Path, rng: random.Random) -> list:
     """Conditions to kill at, in the order a run reaches them; each with a seeded delay."""
     gens = out / "generations.jsonl"
-    ckpts = lambda pattern: list(out.glob(f"checkpoints/*/{pattern}"))  # noqa: E731
+    ckpts = lambda pattern: list(out.glob(f"checkpoints/*/{pattern}"))
     return [
         ("candidates saved", lambda: ckpts("refusal.candidates.safetensors"), rng.uniform(0, 0.3)),
         ("a score saved", lambda: ckpts("scores.json"), rng.uniform(0, 0.3)),
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     for name, cond, delay in _triggers(out, rng):
         if cond is None:
             start = _size(out / "generations.jsonl")
-            cond = lambda start=start: _size(out / "generations.jsonl") > start  # noqa: E731
+            cond = lambda start=start: _size(out / "generations.jsonl") > start
         if _run_until(out, cond, delay):
             kills.append(name)
     assert len(kills) >= 5, f"only {len(kills)} kills hit a running job: {kills}"

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from workbench.errors import WorkbenchError
 from workbench.runs import write_text
