@@ -40,6 +40,8 @@ presets (--preset):
           meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
 
+TRUST_HELP = ("allow code shipped with the model (auto_map in its config) to run; off by "
+              "default; recorded in run.json")
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
 MODEL_HELP = (f"{DEFAULT_MODEL} (default), smollm2-135m-instruct, tiny-random, "
               "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
@@ -128,6 +130,8 @@ def _directions(args: argparse.Namespace) -> None:
         "kl_threshold", "induce_threshold")}
     if args.contrast:
         given["contrast"] = parse_contrast_args(args.contrast)
+    if args.trust_remote_code:
+        given["trust_remote_code"] = True
     given = {k: v for k, v in given.items() if v is not None}
     cfg = validate(replace(DirectionsConfig(), **given, progress=not args.quiet), set(given))
     record = run_directions(cfg)
@@ -154,6 +158,8 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
         overrides["progress"] = False
     if args.no_png:
         overrides["png"] = False
+    if args.trust_remote_code:
+        overrides["trust_remote_code"] = True
     cfg = build_config(args.preset, args.config, **overrides)
     if not args.quiet:
         print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}",
@@ -306,6 +312,7 @@ def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="TOML file whose keys (config field names) override the preset")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help=f"run directory to write or resume (default {default_out}); an existing "
                         "one must hold the same job and config")
@@ -388,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory to write (default runs/directions)")
     d.add_argument("--device", default=None, help=DEVICE_HELP)
+    d.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     d.add_argument("--n-train", type=int, default=None, metavar="N",
                    help="prompts per class for the difference in means, >= 1 (default 128; "
                         "scaled down to a smaller prompt file unless given)")

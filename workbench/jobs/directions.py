@@ -69,6 +69,7 @@ class DirectionsConfig:
     induce_threshold: float = 0.0
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     progress: bool = True
+    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
 
 
 def parse_contrast_args(items: list[str]) -> dict[str, str]:
@@ -285,7 +286,7 @@ def run_directions(cfg: DirectionsConfig) -> dict:
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
     job.stage("load model")
-    model = load_model(cfg.model, device=cfg.device)
+    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
     directions = compute_directions(model, inputs, cfg, job, checkpoint_dir=cfg.out)
     timings.update(directions.timings)

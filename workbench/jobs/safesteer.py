@@ -73,6 +73,7 @@ class SafeSteerConfig:
 
     preset: str = "quick"
     model: str = DEFAULT_MODEL
+    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
     device: str | None = None
     out: str = "runs/safesteer"
     # prompts
@@ -472,7 +473,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     t = time.time()
     job.stage("load model")
     if model is None:
-        model = load_model(cfg.model, device=cfg.device)
+        model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     elif model.spec != cfg.model:
         raise WorkbenchError(f"the model passed is {model.spec!r} but the config names "
                              f"{cfg.model!r}; pass the configured model or change cfg.model")
