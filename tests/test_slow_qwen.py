@@ -51,7 +51,7 @@ def test_resid_pre_matches_a_separately_loaded_hf_model():
     from workbench import load_model
     from workbench.activations import collect_activations
     from workbench.model import DEFAULT_MODEL
-    from workbench.model.cache import model_dir
+    from workbench.cache import model_dir
 
     model = load_model(DEFAULT_MODEL, device="cpu")  # fetches and caches the safetensors copy
     plain = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)),

