@@ -46,7 +46,7 @@ def test_killed_direction_finding_resumes_from_last_finished_piece(setup, tmp_pa
     monkeypatch.setattr(refusal_mod, "refusal_score", real_score)
     (ckpt,) = (tmp_path / "checkpoints").iterdir()
     assert (ckpt / "refusal.candidates.safetensors").exists()
-    assert len(json.loads((ckpt / "scores.json").read_text())) == 1
+    assert len(json.loads((ckpt / "scores.json").read_text())["scores"]) == 1
 
     # interrupt during the CAA vectors, after the first one
     real_caa = dir_mod.caa_vector
@@ -65,7 +65,7 @@ def test_killed_direction_finding_resumes_from_last_finished_piece(setup, tmp_pa
     monkeypatch.setattr(dir_mod, "caa_vector", caa_dies)
     with pytest.raises(KeyboardInterrupt):
         compute_directions(model, inputs, cfg, checkpoint_dir=tmp_path)
-    assert len(json.loads((ckpt / "scores.json").read_text())) == 2
+    assert len(json.loads((ckpt / "scores.json").read_text())["scores"]) == 2
     assert len(list(ckpt.glob("caa.*.safetensors"))) == 1
 
     # the last run computes only the missing CAA vector, and equals the uninterrupted one

@@ -30,7 +30,7 @@ class DirectionCheckpoint:
         self.key = key
         self._scores: dict[tuple[int, int], CandidateScore] = {}
         if (self.dir / "scores.json").exists():
-            for s in read_json(self.dir / "scores.json"):
+            for s in read_json(self.dir / "scores.json")["scores"]:
                 score = CandidateScore(**s)
                 self._scores[(score.position, score.layer)] = score
 
@@ -55,4 +55,5 @@ class DirectionCheckpoint:
     def save_score(self, score: CandidateScore) -> None:
         self._ensure_key()
         self._scores[(score.position, score.layer)] = score
-        write_json(self.dir / "scores.json", [s.as_dict() for s in self._scores.values()])
+        write_json(self.dir / "scores.json",
+                   {"scores": [s.as_dict() for s in self._scores.values()]})
