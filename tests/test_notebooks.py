@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import hf_reference
 from workbench import WorkbenchError
 from workbench.data import ContrastPair, embedded_contrast, embedded_instructions
 from workbench.directions import caa_vector, refusal_candidates
@@ -344,7 +345,8 @@ def test_token_projections_and_html_view(tiny, directions):
     vals = token_projections(tiny, ids, r, 2)
     assert len(toks) == len(ids) == len(vals)
     with torch.no_grad():
-        hidden = tiny.hf_model(torch.tensor([ids]), output_hidden_states=True).hidden_states[2][0]
+        hidden = hf_reference(tiny.spec)(torch.tensor([ids]),
+                                         output_hidden_states=True).hidden_states[2][0]
     assert torch.allclose(vals, hidden.double() @ unit(r.double()), atol=1e-4)
     page = colored_tokens_html(toks, vals, title="t")
     assert page.count("<span") == len(ids)

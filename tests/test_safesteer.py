@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from scipy import stats
 
 import workbench.jobs.safesteer as job
+from conftest import hf_reference
 from workbench import WorkbenchError
 from workbench.cli import main
 from workbench.evaluation.stats import proportion_ci
@@ -136,12 +137,13 @@ def _hf_attn_means(model, token_lists, layers):
     seen = {}
     for n, ids in enumerate(token_lists):
         seen.clear()
-        handles = [model.bridge.blocks[l].attn.o.original_component.register_forward_hook(
+        ref = hf_reference(model.spec)
+        handles = [ref.model.layers[l].self_attn.o_proj.register_forward_hook(
             lambda mod, inp, o, l=l: seen.__setitem__(l, o[0].double().numpy()))
             for l in layers]
         try:
             with torch.no_grad():
-                model.hf_model(torch.tensor([ids]))
+                ref(torch.tensor([ids]))
         finally:
             for h in handles:
                 h.remove()
@@ -282,7 +284,7 @@ def test_perplexity_matches_an_unpadded_forward(tiny):
     for p, a, g in zip(prompts, answers, got):
         ans = tiny.tokenizer.encode(a, add_special_tokens=False)
         with torch.no_grad():
-            logits = tiny.hf_model(torch.tensor([p + ans])).logits[0].double()
+            logits = hf_reference(tiny.spec)(torch.tensor([p + ans])).logits[0].double()
         logp = torch.log_softmax(logits[len(p) - 1:-1], -1)
         ref = math.exp(-logp[torch.arange(len(ans)), torch.tensor(ans)].mean().item())
         assert g == pytest.approx(ref, rel=1e-4)

@@ -40,3 +40,27 @@ def test_selection_scores_are_consistent(qwen_run):
     # prompts have a negative mean refusal score, so "induce >= 0" cannot hold); the
     # selection then falls back to the lowest bypass score and says so in run.json.
     assert qwen_run["refusal"]["filters_passed"] == scores["kept"]
+
+
+def test_resid_pre_matches_a_separately_loaded_hf_model():
+    """The bridge's residual stream equals a plain, unwrapped AutoModelForCausalLM's."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench import load_model
+    from workbench.activations import collect_activations
+    from workbench.model import DEFAULT_MODEL
+    from workbench.cache import model_dir
+
+    model = load_model(DEFAULT_MODEL, device="cpu")  # fetches and caches the safetensors copy
+    plain = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)),
+                                                 dtype=torch.float32, use_safetensors=True).eval()
+    assert plain is not model.hf_model
+    prompts = model.tokenize_instructions(["Name three rivers in Europe.", "Hi"])
+    acts = collect_activations(model, prompts, positions="eoi", batch_size=2)["resid_pre"]
+    for i, ids in enumerate(prompts):
+        with torch.no_grad():
+            hs = plain(torch.tensor([ids]), output_hidden_states=True).hidden_states
+        ref = torch.stack(hs)[:-1, 0, -model.n_eoi:].permute(1, 0, 2)
+        np.testing.assert_allclose(acts[i].numpy(), ref.numpy(), atol=1e-3, rtol=1e-4)

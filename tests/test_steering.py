@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import hf_reference
 from workbench import WorkbenchError
 from workbench.activations import collect_activations
 from workbench.evaluation import generate, last_logprobs
@@ -41,7 +42,8 @@ def test_add_vector_matches_independent_pre_hook(tiny, prompts_text):
     v = _vec(tiny, 1)
     with add_vector(tiny, v, layers=1, coefficient=2.0):
         steered = last_logprobs(tiny, prompts)
-    layer = tiny.hf_model.model.layers[1]
+    ref_model = hf_reference(tiny.spec)
+    layer = ref_model.model.layers[1]
 
     def pre_hook(module, args, kwargs):
         if args:
@@ -50,7 +52,7 @@ def test_add_vector_matches_independent_pre_hook(tiny, prompts_text):
 
     handle = layer.register_forward_pre_hook(pre_hook, with_kwargs=True)
     try:
-        ref = torch.cat([torch.log_softmax(tiny.hf_model(torch.tensor([p])).logits[0, -1], -1)[None]
+        ref = torch.cat([torch.log_softmax(ref_model(torch.tensor([p])).logits[0, -1], -1)[None]
                          for p in prompts])
     finally:
         handle.remove()

@@ -40,6 +40,8 @@ presets (--preset):
           meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
 
+TRUST_HELP = ("allow code shipped with the model (auto_map in its config) to run; off by "
+              "default; recorded in run.json")
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
 MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct, "
               "tiny-random, "
@@ -74,6 +76,11 @@ examples:
   workbench judge-eval
   workbench judge-eval --judge trained --judge substring --set jbb --out judge.json
   workbench judge-eval --labels mine.jsonl --judge trained""",
+    "export": """\
+examples:
+  workbench export runs/audit --format gguf-control --vector caa.sycophancy --layers 12 \\
+      --out sycophancy.gguf
+  workbench export runs/directions --vector refusal.direction --out refusal.gguf""",
     "models": """\
 examples:
   workbench models""",
@@ -124,6 +131,8 @@ def _directions(args: argparse.Namespace) -> None:
         "kl_threshold", "induce_threshold")}
     if args.contrast:
         given["contrast"] = parse_contrast_args(args.contrast)
+    if args.trust_remote_code:
+        given["trust_remote_code"] = True
     given = {k: v for k, v in given.items() if v is not None}
     cfg = validate(replace(DirectionsConfig(), **given, progress=not args.quiet), set(given))
     record = run_directions(cfg)
@@ -150,6 +159,8 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
         overrides["progress"] = False
     if args.no_png:
         overrides["png"] = False
+    if args.trust_remote_code:
+        overrides["trust_remote_code"] = True
     cfg = build_config(args.preset, args.config, **overrides)
     if not args.quiet:
         print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}",
@@ -228,6 +239,14 @@ def _judge_eval(args: argparse.Namespace) -> None:
     print(format_table(result))
     if args.out:
         print(f"wrote {args.out}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from workbench.vectors import export_gguf_control_vector
+
+    done = export_gguf_control_vector(args.run_dir, args.vector, args.out, args.layers)
+    print(f"wrote {done['out']}: {done['vector']} at our resid_pre layer(s) {done['layers']} = "
+          f"llama.cpp direction.{{{','.join(map(str, done['llama_cpp_directions']))}}}")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -309,6 +328,7 @@ def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="TOML file whose keys (config field names) override the preset")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help=f"run directory to write or resume (default {default_out}); an existing "
                         "one must hold the same job and config")
@@ -391,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory to write (default runs/directions)")
     d.add_argument("--device", default=None, help=DEVICE_HELP)
+    d.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     d.add_argument("--n-train", type=int, default=None, metavar="N",
                    help="prompts per class for the difference in means, >= 1 (default 128; "
                         "scaled down to a smaller prompt file unless given)")
@@ -482,6 +503,21 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--seed", type=int, default=0, help="seed of the kappa bootstrap (default 0)")
     j.add_argument("--out", default=None, metavar="FILE",
                    help="write the agreement as JSON here (default: print only)")
+
+    e = command("export", "write one vector of a run as a llama.cpp control vector (GGUF)",
+                _export, "Export one vector of a run's directions.safetensors or "
+                "vectors.safetensors as a llama.cpp\ncontrol vector. Our resid_pre layer l "
+                "becomes llama.cpp's direction.{l-1} (added to the\noutput of block l-1); "
+                "layers 0 and 1 cannot be exported.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="run directory, or its .safetensors file")
+    e.add_argument("--format", default="gguf-control", choices=["gguf-control"],
+                   help="output format (default gguf-control: llama.cpp --control-vector)")
+    e.add_argument("--vector", required=True, metavar="NAME",
+                   help="tensor of the vector file, e.g. caa.sycophancy or refusal.direction")
+    e.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
+                   help="our resid_pre layers to export, 2..n_layers-1 (default: the vector's "
+                        "own layer, when it has one)")
+    e.add_argument("--out", required=True, metavar="FILE.gguf", help="GGUF file to write")
 
     command("models", "list known model specs and which are cached", _models)
 

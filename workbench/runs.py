@@ -66,16 +66,22 @@ def write_csv(path: Path, rows: Iterable[dict], fieldnames: list[str]) -> None:
     _atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
-    """Save float32 contiguous CPU tensors to safetensors, atomically."""
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None,
+                  dtype: torch.dtype | None = torch.float32) -> None:
+    """Save contiguous CPU tensors (cast to ``dtype``; None keeps theirs) to safetensors, atomically.
+
+    Metadata values are written as strings (safetensors headers hold strings only).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     os.chmod(tmp, 0o644)
     try:
-        save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, tmp,
+        save_file({k: (v.detach() if dtype is None else v.detach().to(dtype)).contiguous().cpu()
+                   for k, v in tensors.items()}, tmp,
                   metadata={k: str(v) for k, v in (metadata or {}).items()})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

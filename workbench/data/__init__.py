@@ -9,7 +9,6 @@ Schemas are documented in ``workbench/data/README.md``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.fetch import sha256_file
 
 BEHAVIOURS = (
     "coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward",
@@ -52,7 +52,7 @@ def _embedded(folder: str, name: str) -> Path:
 
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a data file, for run records."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def _jsonl_objects(path: Path) -> list[tuple[int, dict]]:

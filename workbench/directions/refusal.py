@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -90,6 +90,8 @@ def select_refusal_direction(
     batch_size: int = 16,
     progress: bool = True,
     search: str = "full",
+    done: Mapping[tuple[int, int], CandidateScore] | None = None,
+    on_score: Callable[[CandidateScore], None] | None = None,
 ) -> RefusalSelection:
     """Score candidates and pick the one whose ablation best bypasses refusal.
 
@@ -104,6 +106,9 @@ def select_refusal_direction(
     lowest-bypass kept candidate. Candidates it never reached keep their bypass score, NaN
     ``kl``/``induce`` and the reason ``"not scored: ..."``. Only a near-tie in bypass (within
     float noise between the two forwards) could change the pick.
+
+    ``done`` holds scores already computed, by (position, layer), and ``on_score`` is called
+    with each new score (to checkpoint it); both searches use them.
     """
     if search not in ("full", "ordered"):
         raise WorkbenchError(f"unknown refusal search {search!r}; use 'full' or 'ordered'")
@@ -139,12 +144,20 @@ def select_refusal_direction(
             reason = f"induce {induce:.3f} < {induce_threshold}"
         return CandidateScore(p, p - n_eoi, l, bypass, induce, kl, not reason, reason)
 
+    def scored(p: int, l: int) -> CandidateScore:
+        if done and (p, l) in done:
+            return done[(p, l)]
+        result = score(p, l)
+        if on_score is not None:
+            on_score(result)
+        return result
+
     bar = tqdm(total=len(grid), desc="selecting refusal direction", unit="cand",
                disable=not progress)
     if search == "full":
         scores = []
         for p, l in grid:
-            scores.append(score(p, l))
+            scores.append(scored(p, l))
             bar.update()
     else:
         rough = {}
@@ -155,7 +168,7 @@ def select_refusal_direction(
         nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
         full: dict[tuple[int, int], CandidateScore] = {}
         for pl in sorted(grid, key=nan_last):
-            full[pl] = score(*pl)
+            full[pl] = scored(*pl)
             bar.update()
             if full[pl].kept:
                 break

@@ -172,14 +172,14 @@ def run_audit(cfg: AuditConfig) -> dict:
 
     t = time.time()
     job.stage("load model")
-    model = load_model(cfg.model, device=cfg.device)
+    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
     for l in cfg.layers or []:
         model.check_layer(l)
 
     directions = _saved_directions(out, cfg)
     if directions is None:
-        directions = compute_directions(model, inputs, dcfg, job)
+        directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
     sel = directions.selection

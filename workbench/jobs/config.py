@@ -16,6 +16,7 @@ class AuditConfig:
 
     preset: str = "quick"
     model: str = DEFAULT_MODEL
+    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
     device: str | None = None
     out: str = "runs/audit"
     # attack prompts (a dataset name from workbench.data.benchmarks, "embedded", or a file)

@@ -1,8 +1,9 @@
 """The ``directions`` job: refusal direction (with selection), CAA vectors, and their geometry.
 
-Inputs are all read and checked before the model is loaded, and outputs are written only
-when everything has been computed, each file atomically: a bad input or an interruption
-leaves the run directory as it was.
+Inputs are all read and checked before the model is loaded. Each finished piece of direction
+finding is checkpointed under ``RUN_DIR/checkpoints/`` as it completes, so an interrupted run
+resumes from the last finished piece; the result files are written, each atomically, only
+when everything has been computed.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from workbench.directions import (
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
+from workbench.jobs.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.steering import ablate_directions, add_vector
+from workbench.vectors import vector_metadata
 
 
 # Progress stages of a directions run (compute_directions reports the middle three).
@@ -66,6 +69,7 @@ class DirectionsConfig:
     induce_threshold: float = 0.0
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     progress: bool = True
+    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
 
 
 def parse_contrast_args(items: list[str]) -> dict[str, str]:
@@ -113,6 +117,7 @@ class Directions:
     selection: RefusalSelection
     caa: dict[str, torch.Tensor]
     timings: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # input name -> {"sha256": ...}, for the header
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"refusal.candidates": self.candidates, "refusal.direction": self.selection.direction}
@@ -139,18 +144,37 @@ def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:
     return DirectionInputs(harm_train, harm_val, safe_train, safe_val, pairs, files)
 
 
+def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dict:
+    """Everything that determines the pieces of direction finding (not where or how fast)."""
+    skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens"}
+    return {"model": model.spec, "identity": model.identity,
+            "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
+            "data": {k: f["sha256"] for k, f in inputs.files.items()}}
+
+
 def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
-                       job: JobProgress | None = None) -> Directions:
-    """Refusal candidates and selection, then one CAA vector per behaviour."""
+                       job: JobProgress | None = None,
+                       checkpoint_dir: str | Path | None = None) -> Directions:
+    """Refusal candidates and selection, then one CAA vector per behaviour.
+
+    With ``checkpoint_dir`` (the run directory), each finished piece (the candidates, each
+    selection score, each CAA vector) is saved at once and reused by a re-run of the same config.
+    """
     job = job or JobProgress("directions", [], enabled=False)
     for layer in cfg.search_layers or []:
         model.check_layer(layer)
+    ckpt = (DirectionCheckpoint(checkpoint_dir, checkpoint_key(model, inputs, cfg))
+            if checkpoint_dir is not None else None)
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
     timings = {}
     t = time.time()
     job.stage("refusal candidates")
-    candidates = refusal_candidates(model, tok(inputs.harm_train), tok(inputs.safe_train),
-                                    cfg.batch_size, job.inner_bars)
+    candidates = ckpt.tensor("refusal.candidates") if ckpt else None
+    if candidates is None:
+        candidates = refusal_candidates(model, tok(inputs.harm_train), tok(inputs.safe_train),
+                                        cfg.batch_size, job.inner_bars)
+        if ckpt:
+            ckpt.save_tensor("refusal.candidates", candidates)
     timings["refusal_candidates"] = time.time() - t
     t = time.time()
     job.stage("refusal selection")
@@ -159,15 +183,22 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
         induce_threshold=cfg.induce_threshold,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
-        progress=job.inner_bars,
+        progress=job.inner_bars, done=ckpt.scores if ckpt else None,
+        on_score=ckpt.save_score if ckpt else None,
     )
     timings["refusal_selection"] = time.time() - t
     t = time.time()
     job.stage("CAA vectors")
-    caa = {name: caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size, progress=False)
-           for name in job.bar(list(inputs.pairs), unit="behaviour")}
+    caa = {}
+    for name in job.bar(list(inputs.pairs), unit="behaviour"):
+        caa[name] = ckpt.tensor(f"caa.{name}") if ckpt else None
+        if caa[name] is None:
+            caa[name] = caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size,
+                                   progress=False)
+            if ckpt:
+                ckpt.save_tensor(f"caa.{name}", caa[name])
     timings["caa_vectors"] = time.time() - t
-    return Directions(candidates, selection, caa, timings)
+    return Directions(candidates, selection, caa, timings, inputs.files)
 
 
 def geometry_rows(directions: Directions) -> list[dict]:
@@ -183,9 +214,19 @@ def geometry_rows(directions: Directions) -> list[dict]:
 def write_directions(out: Path, directions: Directions, model, model_spec: str) -> None:
     """Write directions.safetensors, geometry.csv and refusal_scores.csv (each atomically)."""
     sel = directions.selection
+    all_layers = list(range(model.n_layers))
+    vectors = {
+        "refusal.candidates": {"hook": "resid_pre", "layers": all_layers, "position": "eoi",
+                               "method": "diff-in-means, harmful - harmless"},
+        "refusal.direction": {"hook": "resid_pre", "layers": [sel.layer],
+                              "position": f"eoi[{sel.offset}]",
+                              "method": "refusal direction (selected candidate)"},
+        **{f"caa.{name}": {"hook": "resid_pre", "layers": all_layers, "position": "answer letter",
+                           "method": "CAA, matching - not matching"} for name in directions.caa},
+    }
     write_tensors(out / "directions.safetensors", directions.tensors(),
-                  {"model": model_spec, "hook": "resid_pre", "refusal_layer": sel.layer,
-                   "refusal_offset": sel.offset})
+                  vector_metadata(model, vectors, directions.data, hook="resid_pre",
+                                  refusal_layer=sel.layer, refusal_offset=sel.offset))
     write_csv(out / "geometry.csv", geometry_rows(directions), ["behaviour", "layer", "cosine"])
     write_csv(out / "refusal_scores.csv", [s.as_dict() for s in sel.scores],
               ["position", "offset", "layer", "bypass", "induce", "kl", "kept", "reason"])
@@ -245,9 +286,9 @@ def run_directions(cfg: DirectionsConfig) -> dict:
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
     job.stage("load model")
-    model = load_model(cfg.model, device=cfg.device)
+    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
-    directions = compute_directions(model, inputs, cfg, job)
+    directions = compute_directions(model, inputs, cfg, job, checkpoint_dir=cfg.out)
     timings.update(directions.timings)
     out = Path(cfg.out)
     evaluation = None

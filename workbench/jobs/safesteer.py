@@ -48,6 +48,7 @@ from workbench.jobs.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
+from workbench.vectors import safesteer_metadata
 from workbench.safesteer.analysis import rows_for_csv, write_analysis
 from workbench.safesteer.data import MIN_TRAIN, CategoryData, load_category_data, text_tokens
 from workbench.safesteer.neurons import (
@@ -83,6 +84,7 @@ class SafeSteerConfig:
 
     preset: str = "quick"
     model: str = DEFAULT_MODEL
+    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
     device: str | None = None
     out: str = "runs/safesteer"
     # prompts
@@ -547,7 +549,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     t = time.time()
     job.stage("load model")
     if model is None:
-        model = load_model(cfg.model, device=cfg.device)
+        model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     elif model.spec != cfg.model:
         raise WorkbenchError(f"the model passed is {model.spec!r} but the config names "
                              f"{cfg.model!r}; pass the configured model or change cfg.model")
@@ -592,9 +594,9 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     tensors = {f"safesteer.{c}": v for c, v in steer.safesteer.items()}
     tensors.update({f"neuron.{c}": v for c, v in steer.neuron.items()})
     tensors["refusal.direction"] = refusal_pre
-    write_tensors(out / "vectors.safetensors", tensors,
-                  {"model": cfg.model, "safesteer_hook": "attn_out", "neuron_hook": "mlp_out",
-                   "refusal": refusal_rec["kind"], "shape": "[n_layers, d_model]"})
+    write_tensors(out / "vectors.safetensors", tensors, safesteer_metadata(
+        model, tensors, data.files, safesteer_hook="attn_out", neuron_hook="mlp_out",
+        refusal=refusal_rec["kind"], shape="[n_layers, d_model]"))
     nrows = neuron_rows(steer.scores, model, cfg.top_k, refusal, threshold)
     checks = heldout_check(steer.scores, cfg.top_k)
     sharing = sharing_rows(nrows, steer.scores, model, cfg.top_k, refusal, threshold)

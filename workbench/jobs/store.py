@@ -1,19 +1,41 @@
 """Append-only JSONL store for generations, so a long run resumes where it stopped.
 
-Each record has a unique ``key``. Records are appended and flushed batch by batch; a line cut
-off by a crash or a full disk is dropped (and the file truncated back to the last complete
-line) when the store is opened again, so nothing is lost but the interrupted batch and nothing
-is duplicated.
+Each record has a unique ``key``. Records are appended and flushed batch by batch. When the
+store is opened again, every valid line is kept; a line that is not a complete JSON record
+with a ``key`` (cut off by a crash, a full disk, or damaged by hand) is moved, with its line
+number, to ``<name>.quarantine.jsonl`` beside the file, and a warning names that file and the
+count. Only the quarantined records are missing, so only they are generated again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from workbench.errors import WorkbenchError
+from workbench.runs import write_text
+
+
+def _parse(line: bytes) -> dict | None:
+    """The record on one line, or None when the line is not a complete keyed record."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("key"), str) else None
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class GenerationStore:
@@ -21,7 +43,9 @@ class GenerationStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.quarantine_path = self.path.with_suffix(".quarantine.jsonl")
         self.records: dict[str, dict] = {}
+        self.n_quarantined = 0
         if self.path.exists():
             self._load()
 
@@ -31,27 +55,25 @@ class GenerationStore:
         except OSError as exc:
             raise WorkbenchError(f"{self.path} cannot be read ({exc.strerror}); fix its "
                                  "permissions or use a new --out") from None
-        good_end = 0
-        pos = 0
-        lines = raw.splitlines(keepends=True)
-        for n, line in enumerate(lines, start=1):
-            pos += len(line)
-            try:
-                rec = json.loads(line)
-                key = rec["key"]
-            except (ValueError, TypeError, KeyError):
-                if n == len(lines):
-                    break  # the line an interrupted write cut off: dropped below
-                raise WorkbenchError(
-                    f"{self.path} line {n} is not a generation record; remove that line (or "
-                    "the file, to start again) and re-run") from None
-            if not line.endswith(b"\n"):
-                break  # an unfinished last line
-            self.records[key] = rec
-            good_end = pos
-        if good_end < len(raw):
-            with open(self.path, "r+b") as f:
-                f.truncate(good_end)
+        good, bad = [], []
+        for number, line in enumerate(raw.splitlines(keepends=True), start=1):
+            rec = _parse(line)
+            if rec is None:
+                bad.append({"line": number, "text": line.decode("utf-8", "replace")})
+            elif rec["key"] not in self.records:
+                self.records[rec["key"]] = rec
+                good.append(line)
+        if not bad and len(good) == raw.count(b"\n"):
+            return
+        if bad:
+            # quarantine first, then rewrite: a crash in between loses nothing
+            _append_durably(self.quarantine_path, "".join(
+                json.dumps(b, ensure_ascii=False) + "\n" for b in bad).encode())
+            self.n_quarantined = len(bad)
+            print(f"warning: {self.path}: moved {len(bad)} corrupt or truncated line(s) to "
+                  f"{self.quarantine_path}; their records will be generated again",
+                  file=sys.stderr)
+        write_text(self.path, b"".join(good).decode())
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -64,12 +86,8 @@ class GenerationStore:
         records = [r for r in records if r["key"] not in self.records]
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        with open(self.path, "ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _append_durably(self.path, "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
         for r in records:
             self.records[r["key"]] = r
 

