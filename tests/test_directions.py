@@ -93,7 +93,7 @@ def test_selection_scores_grid_and_respects_layer_cut(tiny):
     harm, safe = tiny.tokenize_instructions(HARMFUL), tiny.tokenize_instructions(HARMLESS)
     cand = refusal_candidates(tiny, harm, safe, progress=False)
     sel = select_refusal_direction(tiny, cand, harm, safe, progress=False)
-    cut = 0.8 * tiny.n_layers
+    cut = int(0.8 * tiny.n_layers)  # the reference cut: layers >= int(0.8 n) are discarded
     assert {(s.position, s.layer) for s in sel.scores} == {
         (p, l) for p in range(tiny.n_eoi) for l in range(tiny.n_layers) if l < cut}
     assert sel.layer < cut

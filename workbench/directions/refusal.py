@@ -8,8 +8,10 @@ on validation prompts:
 - induce: mean refusal score on harmless prompts with ``r`` added at ``resid_pre[l]``;
 - kl: mean KL(base || ablated) of the next-token distribution on harmless prompts.
 
-Candidates with ``l >= max_layer_frac * n_layers``, ``kl > kl_threshold``, ``induce < 0`` or a
-NaN score are discarded; the lowest bypass score wins.
+Selection follows the reference implementation exactly: a candidate is discarded when a score
+is NaN, when its layer is in the last 20% (``l >= int(max_layer_frac * n_layers)``, so layers
+0-18 of 24 stay), when ``kl > kl_threshold`` (0.1) or when ``induce < induce_threshold`` (0);
+of the rest, the lowest bypass score wins.
 """
 
 from __future__ import annotations
@@ -60,6 +62,43 @@ class CandidateScore:
         return asdict(self)
 
 
+def layer_cut(n_layers: int, max_layer_frac: float = 0.8) -> int:
+    """First layer discarded by the layer filter: ``int(max_layer_frac * n_layers)``."""
+    return int(max_layer_frac * n_layers)
+
+
+def candidate_scores(
+    refusal_ids: Sequence[int],
+    base_harmless: Float[Tensor, "m vocab"],
+    ablated_harmful: Float[Tensor, "n vocab"],
+    ablated_harmless: Float[Tensor, "m vocab"],
+    induced_harmless: Float[Tensor, "m vocab"],
+) -> tuple[float, float, float]:
+    """``(bypass, induce, kl)`` of one candidate from next-token log-probabilities.
+
+    bypass: mean refusal score on harmful prompts with the direction ablated; induce: mean
+    refusal score on harmless prompts with it added; kl: mean KL(base || ablated) on harmless.
+    """
+    bypass = float(refusal_score(ablated_harmful, refusal_ids).mean())
+    induce = float(refusal_score(induced_harmless, refusal_ids).mean())
+    kl = float(kl_divergence(base_harmless, ablated_harmless).mean())
+    return bypass, induce, kl
+
+
+def discard_reason(layer: int, bypass: float, induce: float, kl: float, cut: int,
+                   kl_threshold: float = 0.1, induce_threshold: float = 0.0) -> str:
+    """Why a candidate is discarded ("" when kept), checked in the reference's order."""
+    if any(math.isnan(x) for x in (bypass, induce, kl)):
+        return "nan score"
+    if layer >= cut:
+        return f"layer {layer} >= {cut}"
+    if kl > kl_threshold:
+        return f"kl {kl:.3f} > {kl_threshold}"
+    if induce < induce_threshold:
+        return f"induce {induce:.3f} < {induce_threshold}"
+    return ""
+
+
 @dataclass
 class RefusalSelection:
     """The selected direction (unnormalised), where it came from, and every candidate's scores."""
@@ -96,8 +135,8 @@ def select_refusal_direction(
     """Score candidates and pick the one whose ablation best bypasses refusal.
 
     ``layers`` / ``positions`` (eoi indices) restrict the search, e.g. for a quick CPU run.
-    If no candidate passes the filters, the lowest-bypass candidate below the layer cut is
-    returned with ``filters_passed=False``.
+    Layers at or past :func:`layer_cut` are never scored. If no candidate passes the filters,
+    the lowest-bypass candidate with finite scores is returned with ``filters_passed=False``.
 
     ``search="ordered"`` picks the same candidate for about a third of the cost: it first
     scores every candidate's bypass on the harmful prompts alone, then scores candidates fully
@@ -113,8 +152,8 @@ def select_refusal_direction(
     if search not in ("full", "ordered"):
         raise WorkbenchError(f"unknown refusal search {search!r}; use 'full' or 'ordered'")
     n_eoi, n_layers, _ = candidates.shape
-    layer_cut = max_layer_frac * n_layers
-    layers = [l for l in (range(n_layers) if layers is None else layers) if l < layer_cut]
+    cut = layer_cut(n_layers, max_layer_frac)
+    layers = [l for l in (range(n_layers) if layers is None else layers) if l < cut]
     positions = list(range(n_eoi)) if positions is None else [p % n_eoi for p in positions]
     rid = model.refusal_token_ids
     n_harm = len(harmful_val)
@@ -132,16 +171,9 @@ def select_refusal_direction(
             ablated = last_logprobs(model, [*harmful_val, *harmless_val], batch_size)
         with add_vector(model, r, layers=l, coefficient=1.0, positions="all"):
             induced = last_logprobs(model, harmless_val, batch_size)
-        bypass = float(refusal_score(ablated[:n_harm], rid).mean())
-        kl = float(kl_divergence(base_harmless, ablated[n_harm:]).mean())
-        induce = float(refusal_score(induced, rid).mean())
-        reason = ""
-        if any(math.isnan(x) for x in (bypass, kl, induce)):
-            reason = "nan score"
-        elif kl > kl_threshold:
-            reason = f"kl {kl:.3f} > {kl_threshold}"
-        elif induce < induce_threshold:
-            reason = f"induce {induce:.3f} < {induce_threshold}"
+        bypass, induce, kl = candidate_scores(rid, base_harmless, ablated[:n_harm],
+                                              ablated[n_harm:], induced)
+        reason = discard_reason(l, bypass, induce, kl, cut, kl_threshold, induce_threshold)
         return CandidateScore(p, p - n_eoi, l, bypass, induce, kl, not reason, reason)
 
     def scored(p: int, l: int) -> CandidateScore:
@@ -179,11 +211,24 @@ def select_refusal_direction(
             f"not scored: bypass above the selected {winner.bypass:.3f}" if winner else "")
             for p, l in grid]
     bar.close()
-    kept = [s for s in scores if s.kept]
-    pool = kept or [s for s in scores if not math.isnan(s.bypass)]
-    best = min(pool, key=lambda s: s.bypass)
+    best, passed = pick_candidate(scores)
     return RefusalSelection(
         direction=candidates[best.position, best.layer].clone(), position=best.position,
         offset=best.offset, layer=best.layer, scores=scores, baseline=baseline,
-        filters_passed=bool(kept),
+        filters_passed=passed,
     )
+
+
+def pick_candidate(scores: Sequence[CandidateScore]) -> tuple[CandidateScore, bool]:
+    """The kept candidate with the lowest bypass score, and whether any was kept.
+
+    Without a kept candidate, the lowest bypass among candidates with finite scores (flagged
+    by ``False``), so a run still has a direction to report on.
+    """
+    kept = [s for s in scores if s.kept]
+    pool = kept or [s for s in scores
+                    if not any(math.isnan(x) for x in (s.bypass, s.induce, s.kl))]
+    if not pool:
+        raise WorkbenchError("every refusal-direction candidate has a NaN score; check the "
+                             "model's dtype (use float32) and the validation prompts")
+    return min(pool, key=lambda s: s.bypass), bool(kept)
