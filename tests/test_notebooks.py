@@ -400,7 +400,7 @@ def test_generations_browser_filters(tmp_path):
 def test_contrast_pair_letters_that_merge_with_the_bracket_are_scored(tiny, monkeypatch):
     """A tokenizer that merges "(A" into one token: the letter's probability is read after the
     prompt without "(" (the last token of each letter prompt, given everything before it)."""
-    from workbench.notebook import ab
+    from workbench.evaluation import efficacy as ab
 
     pair = ContrastPair("Is the sky green?\n\nChoices:\n (A) Yes\n (B) No", "A", "B")
     base = tiny.tokenizer.encode(tiny.chat_text(pair.question), add_special_tokens=False)

@@ -22,13 +22,27 @@ from safetensors.torch import load_file
 from workbench.activations import collect_activations
 from workbench.data import embedded_instructions, instruction_source, split
 from workbench.data.benchmarks import load_attack_prompts
-from workbench.directions import CandidateScore, RefusalSelection, refusal_subspace
+from workbench.directions import (
+    CandidateScore,
+    RefusalSelection,
+    caa_prompts,
+    pca_of_differences,
+    probe_direction,
+    refusal_subspace,
+)
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate
-from workbench.evaluation.judges import is_comprehensible, is_refusal, make_judge
+from workbench.evaluation.efficacy import ab_probabilities, paired_mean_delta
+from workbench.evaluation.judges import SubstringJudge, is_comprehensible, is_refusal, make_judge
 from workbench.evaluation.templates import resolve_templates
 from workbench.geometry import cosine_by_layer, remove_projection, remove_subspace, unit
-from workbench.jobs.config import AuditConfig, result_fields
+from workbench.jobs.config import (
+    CONTROLS,
+    AuditConfig,
+    judge_spec,
+    result_fields,
+    steering_layers,
+)
 from workbench.jobs.directions import (
     Directions,
     DirectionsConfig,
@@ -48,7 +62,7 @@ from workbench.steering import add_vector
 
 
 AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal selection",
-                "CAA vectors", "activations", "generation", "analysis", "figures"]
+                "CAA vectors", "activations", "generation", "efficacy", "analysis", "figures"]
 
 
 @dataclass(frozen=True)
@@ -56,23 +70,48 @@ class Condition:
     """One steering condition; the baseline has behaviour "none"."""
 
     behaviour: str = "none"
+    method: str = "none"
     layer: int | None = None
     coefficient: float = 0.0
     mitigated: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.behaviour}|{self.layer}|{self.coefficient}|{self.mitigated}"
+        return f"{self.behaviour}|{self.method}|{self.layer}|{self.coefficient}|{self.mitigated}"
+
+    @property
+    def vector_key(self) -> tuple:
+        return (self.behaviour, self.method, self.layer, self.mitigated)
+
+
+REFUSAL_DIRECTION = "refusal-direction"
+
+
+def audit_behaviours(cfg: AuditConfig) -> list[str]:
+    """The steered behaviours: the configured ones, then the positive controls (if on)."""
+    extra = [c for c in CONTROLS if cfg.controls and c not in cfg.behaviours]
+    return [*cfg.behaviours, *extra]
+
+
+def caa_behaviours(cfg: AuditConfig) -> list[str]:
+    """Behaviours that need a CAA vector (every steered one but the refusal direction)."""
+    return [b for b in audit_behaviours(cfg) if b != REFUSAL_DIRECTION]
+
+
+def behaviour_methods(cfg: AuditConfig, behaviour: str) -> list[str]:
+    """Extraction methods a behaviour is steered with (the refusal direction has its own)."""
+    return ["diff-in-means"] if behaviour == REFUSAL_DIRECTION else list(cfg.methods)
 
 
 def directions_config(cfg: AuditConfig) -> DirectionsConfig:
     """The directions part of an audit config."""
-    contrast = {b: cfg.contrast_files.get(b, "embedded") for b in cfg.behaviours}
+    contrast = {b: cfg.contrast_files.get(b, "embedded") for b in caa_behaviours(cfg)}
     return DirectionsConfig(
         model=cfg.model, harmful=cfg.harmful, harmless=cfg.harmless, contrast=contrast,
         out=cfg.out, device=cfg.device, n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed,
         batch_size=cfg.batch_size, search_layers=cfg.search_layers,
         search_positions=cfg.search_positions, progress=cfg.progress, caa_limit=cfg.caa_limit,
+        caa_holdout=cfg.efficacy_pairs,
     )
 
 
@@ -118,32 +157,82 @@ def _saved_directions(out: Path, cfg: AuditConfig) -> Directions | None:
                            scores=[CandidateScore(**ref["scores"])],
                            baseline=ref["baseline"], filters_passed=ref["filters_passed"])
     caa = {k.split(".", 1)[1]: v.double() for k, v in t.items() if k.startswith("caa.")}
-    if set(caa) != set(cfg.behaviours):
+    if set(caa) != set(caa_behaviours(cfg)):
         return None
     return Directions(t["refusal.candidates"].double(), sel, caa, {"reused": True})
 
 
-def steering_vectors(cfg: AuditConfig, directions: Directions, basis: torch.Tensor | None,
-                     layers: list[int]) -> dict[tuple[str, int, bool], torch.Tensor]:
-    """The vector added for each (behaviour, layer, mitigated), before the coefficient."""
-    r = directions.selection.direction
+def method_directions(model, cfg: AuditConfig, pairs: dict, caa: dict,
+                      layers: list[int]) -> dict[tuple[str, str], torch.Tensor]:
+    """Per (behaviour, method), a ``[n_layers, d]`` vector: CAA, or a unit PCA / probe direction
+    scaled to the CAA vector's norm at each layer (so coefficients are comparable)."""
     out = {}
-    for b in cfg.behaviours:
-        for l in layers:
-            v = directions.caa[b][l].double()
-            out[(b, l, False)] = v
-            out[(b, l, True)] = remove_subspace(v, basis) if basis is not None else remove_projection(v, r)
+    for b, v in caa.items():
+        out[(b, "caa")] = v.double()
+        extra = [m for m in cfg.methods if m != "caa"]
+        if not extra:
+            continue
+        pos, neg = caa_prompts(model, pairs[b])
+        kw = dict(layers=layers, positions="last", batch_size=cfg.batch_size, progress=False)
+        a_pos = collect_activations(model, pos, **kw)["resid_pre"][:, 0].double()
+        a_neg = collect_activations(model, neg, **kw)["resid_pre"][:, 0].double()
+        full = {}
+        if "pca" in extra:
+            full["pca"] = pca_of_differences(a_pos - a_neg)
+        if "probe" in extra:
+            full["probe"] = probe_direction(a_pos, a_neg, seed=cfg.seed)[0]
+        for m, dirs in full.items():
+            vec = torch.zeros_like(v, dtype=torch.float64)
+            for i, l in enumerate(layers):
+                vec[l] = unit(dirs[i]) * v[l].double().norm()
+            out[(b, m)] = vec
     return out
 
 
-def _record(cond: Condition, template: str, item, split_name: str, response: str,
-            label: str, refusal: bool, comprehensible: bool) -> dict:
+def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict,
+                     basis: torch.Tensor | None, layers: list[int]) -> dict[tuple, torch.Tensor]:
+    """The vector added for each (behaviour, method, layer, mitigated), before the coefficient.
+
+    The ``refusal-direction`` control is the unit refusal direction scaled to the mean norm of
+    the CAA vectors at the layer; mitigating it leaves (numerically) nothing.
+    """
+    r = directions.selection.direction.double()
+    out = {}
+    for b in audit_behaviours(cfg):
+        for m in behaviour_methods(cfg, b):
+            for l in layers:
+                if b == REFUSAL_DIRECTION:
+                    norms = torch.stack([v[l].double().norm() for v in directions.caa.values()])
+                    v = unit(r) * norms.mean()
+                else:
+                    v = method_vecs[(b, m)][l].double()
+                out[(b, m, l, False)] = v
+                out[(b, m, l, True)] = (remove_subspace(v, basis) if basis is not None
+                                        else remove_projection(v, r))
+    return out
+
+
+def absolute_coefficient(cfg: AuditConfig, cond: Condition, vectors: dict,
+                         resid_norms: dict[int, float]) -> float:
+    """The multiplier applied to the raw vector: the coefficient itself (``absolute`` scale),
+    or ``c * mean ||resid|| / ||v||`` (``norm`` scale; the unmitigated vector's norm, so
+    mitigation removes a component without rescaling the rest)."""
+    if cond.behaviour == "none" or cfg.coefficient_scale == "absolute":
+        return cond.coefficient
+    v = vectors[(cond.behaviour, cond.method, cond.layer, False)]
+    return cond.coefficient * resid_norms[cond.layer] / max(float(v.norm()), 1e-12)
+
+
+def _record(cond: Condition, coefficient_abs: float, template: str, item, split_name: str,
+            response: str, label: str, labels: dict, refusal: bool, comprehensible: bool) -> dict:
     return {
         "key": f"{cond.key}|{template}|{item.id}|{split_name}", "split": split_name,
-        "behaviour": cond.behaviour, "layer": cond.layer, "coefficient": cond.coefficient,
-        "mitigated": cond.mitigated, "template": template, "prompt_id": item.id,
-        "category": item.category, "instruction": item.instruction, "response": response,
-        "refusal": refusal, "comprehensible": comprehensible, "label": label,
+        "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
+        "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
+        "coefficient_abs": coefficient_abs, "mitigated": cond.mitigated, "template": template,
+        "prompt_id": item.id, "category": item.category, "instruction": item.instruction,
+        "response": response, "refusal": refusal, "comprehensible": comprehensible,
+        "label": label, "labels": labels,
     }
 
 
@@ -162,7 +251,6 @@ def run_audit(cfg: AuditConfig) -> dict:
     out = Path(cfg.out)
     check_run_dir(out, cfg)
     templates = resolve_templates(cfg.templates, cfg.template_files)
-    judge = make_judge(cfg.judge)
     dcfg = directions_config(cfg)
     inputs = read_direction_inputs(dcfg)
     attack = _with_ids(load_attack(cfg), "attack")
@@ -176,6 +264,9 @@ def run_audit(cfg: AuditConfig) -> dict:
     timings["load_model"] = time.time() - t
     for l in cfg.layers or []:
         model.check_layer(l)
+    layers = steering_layers(cfg, model.n_layers)
+    # the judge is its own model (never the steered one), built before any generation
+    judge = make_judge(judge_spec(cfg), device=cfg.device)
 
     directions = _saved_directions(out, cfg)
     if directions is None:
@@ -183,7 +274,6 @@ def run_audit(cfg: AuditConfig) -> dict:
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
     sel = directions.selection
-    layers = cfg.layers or [sel.layer]
     record = {
         "job": "audit", "config": asdict(cfg), "result_config": result_fields(cfg),
         "model": model_record(model), "data": inputs.files,
@@ -192,26 +282,35 @@ def run_audit(cfg: AuditConfig) -> dict:
         "benign": {"source": cfg.benign, "n": len(benign)},
         "templates": {t.name: t.text for t in templates},
         "refusal": refusal_record(sel), "steering_layers": layers,
+        "judge": {"spec": judge_spec(cfg), "name": judge.name},
         "versions": package_versions(), "status": "generating",
     }
     write_json(out / "run.json", record)
 
-    # refusal-layer activations: the subspace basis and the projections figure
+    # activations at the refusal and steering layers: the subspace basis, the projections
+    # figure, and the mean residual-stream norm per steering layer (the `norm` scale)
     t = time.time()
     job.stage("activations")
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
-    harm_acts = collect_activations(model, tok(inputs.harm_train), layers=[sel.layer],
-                                    batch_size=cfg.batch_size, progress=False)["resid_pre"][:, 0, 0]
-    safe_acts = collect_activations(model, tok(inputs.safe_train), layers=[sel.layer],
-                                    batch_size=cfg.batch_size, progress=False)["resid_pre"][:, 0, 0]
+    act_layers = sorted({sel.layer, *layers})
+    kw = dict(layers=act_layers, batch_size=cfg.batch_size, progress=False)
+    harm_all = collect_activations(model, tok(inputs.harm_train), **kw)["resid_pre"][:, 0]
+    safe_all = collect_activations(model, tok(inputs.safe_train), **kw)["resid_pre"][:, 0]
+    ri = act_layers.index(sel.layer)
+    harm_acts, safe_acts = harm_all[:, ri], safe_all[:, ri]
+    resid_norms = {l: float(torch.cat([harm_all[:, i], safe_all[:, i]]).double().norm(dim=-1)
+                            .mean()) for i, l in enumerate(act_layers)}
     basis = (refusal_subspace(harm_acts, safe_acts, cfg.subspace_k)
              if cfg.mitigation == "subspace" else None)
-    vectors = steering_vectors(cfg, directions, basis, layers)
+    method_vecs = method_directions(model, cfg, inputs.pairs, directions.caa, layers)
+    vectors = steering_vectors(cfg, directions, method_vecs, basis, layers)
     timings["activations"] = time.time() - t
 
     conditions = [Condition()] + [
-        Condition(b, l, float(c), m) for b in cfg.behaviours for l in layers
-        for c in cfg.coefficients for m in (False, True)]
+        Condition(b, m, l, float(c), mit) for b in audit_behaviours(cfg)
+        for m in behaviour_methods(cfg, b) for l in layers
+        for c in cfg.coefficients for mit in (False, True)]
+    coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
     store = GenerationStore(out / "generations.jsonl")
     harmful_items = [(tpl, item, tpl.apply(item.instruction)) for tpl in templates for item in attack]
     benign_items = [(None, item, item.instruction) for item in benign]
@@ -224,18 +323,30 @@ def run_audit(cfg: AuditConfig) -> dict:
                  if f"{cond.key}|direct|{item.id}|harmless" not in store]
         if not todo:
             continue
-        _generate_condition(model, cfg, cond, vectors, todo, judge, store)
+        _generate_condition(model, cfg, cond, vectors, coef_abs[cond.key], todo, judge, store)
     timings["generation"] = time.time() - t
 
     t = time.time()
+    job.stage("efficacy")
+    efficacy = (steering_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.heldout)
+                if cfg.efficacy_pairs else [])
+    timings["efficacy"] = time.time() - t
+
+    t = time.time()
     job.stage("analysis")
-    cosines = {(b, l): float(cosine_by_layer(directions.caa[b][l][None].double(),
-                                             unit(sel.direction.double()))[0])
-               for b in cfg.behaviours for l in layers}
+    r_hat = unit(sel.direction.double())
+    cosines = {(b, m, l): float(cosine_by_layer(vectors[(b, m, l, False)][None], r_hat)[0])
+               for (b, m, l, mit) in vectors if not mit}
+    cond_info = {c.key: {"coefficient_abs": coef_abs[c.key],
+                         "vector_norm": (float(vectors[c.vector_key].norm())
+                                         if c.behaviour != "none" else 0.0),
+                         "resid_norm": resid_norms.get(c.layer, float("nan"))}
+                 for c in conditions}
     summary = analyse_run(out, store.values(), cosines, harm_acts, safe_acts, sel, cfg, record,
                           harm_ids=[i.id for i in inputs.harm_train],
                           safe_ids=[i.id for i in inputs.safe_train],
-                          harm_cats=[i.category for i in inputs.harm_train])
+                          harm_cats=[i.category for i in inputs.harm_train],
+                          efficacy=efficacy, cond_info=cond_info)
     timings["analysis"] = time.time() - t
     from workbench.figures import render_audit_figures
 
@@ -243,30 +354,75 @@ def run_audit(cfg: AuditConfig) -> dict:
                              n_generations=len(store), summary=summary, job=job)
 
 
-def _generate_condition(model, cfg, cond, vectors, todo, judge, store) -> None:
-    """Generate and judge the missing items of one condition, appending batch by batch."""
+def _steer(model, cfg: AuditConfig, cond: Condition, vectors: dict, coefficient_abs: float):
+    """The steering context of a condition (none for the baseline)."""
     from contextlib import nullcontext
 
-    steer = (nullcontext() if cond.behaviour == "none" else
-             add_vector(model, vectors[(cond.behaviour, cond.layer, cond.mitigated)].float(),
-                        layers=cond.layer, coefficient=cond.coefficient,
-                        positions=cfg.steer_positions))
+    if cond.behaviour == "none":
+        return nullcontext()
+    return add_vector(model, vectors[cond.vector_key].float(), layers=cond.layer,
+                      coefficient=coefficient_abs, positions=cfg.steer_positions)
+
+
+def _generate_condition(model, cfg, cond, vectors, coefficient_abs, todo, judge, store) -> None:
+    """Generate the missing items of one condition, then judge them with no hooks active;
+    appended batch by batch."""
+    substring = judge if judge.name == "substring" else SubstringJudge()
     chunk = cfg.batch_size * 4
-    with steer:
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            prompts = model.tokenize_instructions([text for _, _, _, text in part])
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        prompts = model.tokenize_instructions([text for _, _, _, text in part])
+        with _steer(model, cfg, cond, vectors, coefficient_abs):
             responses = generate(model, prompts, max_new_tokens=cfg.max_new_tokens,
                                  batch_size=cfg.batch_size, progress=False)
-            harmful_idx = [i for i, p in enumerate(part) if p[0] == "harmful"]
-            labels = dict(zip(harmful_idx, judge.label([part[i][3] for i in harmful_idx],
-                                                        [responses[i] for i in harmful_idx])))
-            recs = []
-            for i, ((split_name, tpl, item, _), resp) in enumerate(zip(part, responses)):
-                refusal, comp = is_refusal(resp), is_comprehensible(resp)
-                if split_name == "harmful":
-                    label = labels[i]
-                else:
-                    label = "incomprehensible" if not comp else ("refused" if refusal else "complied")
-                recs.append(_record(cond, tpl, item, split_name, resp, label, refusal, comp))
-            store.append(recs)
+        # judged outside the steering context: judges never run under steering hooks
+        harmful_idx = [i for i, p in enumerate(part) if p[0] == "harmful"]
+        h_prompts = [part[i][3] for i in harmful_idx]
+        h_resps = [responses[i] for i in harmful_idx]
+        detail = judge.label_detail(h_prompts, h_resps) if harmful_idx else {}
+        if harmful_idx and "substring" not in detail:
+            detail["substring"] = substring.label(h_prompts, h_resps)
+        recs = []
+        for i, ((split_name, tpl, item, _), resp) in enumerate(zip(part, responses)):
+            refusal, comp = is_refusal(resp), is_comprehensible(resp)
+            if split_name == "harmful":
+                j = harmful_idx.index(i)
+                labels = {name: lab[j] for name, lab in detail.items()}
+                label = labels[judge.name]
+            else:
+                label = "incomprehensible" if not comp else ("refused" if refusal else "complied")
+                labels = {}
+            recs.append(_record(cond, coefficient_abs, tpl, item, split_name, resp, label,
+                                labels, refusal, comp))
+        store.append(recs)
+
+
+def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
+                      coef_abs: dict, heldout: dict) -> list[dict]:
+    """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
+    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control)."""
+    rows, base = [], {}
+    for cond in conditions:
+        if cond.behaviour == "none":
+            continue
+        items = heldout.get("refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour)
+        if not items:
+            continue
+        name = "refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour
+        if name not in base:
+            base[name] = ab_probabilities(model, items, cfg.batch_size)
+        with _steer(model, cfg, cond, vectors, coef_abs[cond.key]):
+            steered = ab_probabilities(model, items, cfg.batch_size)
+        d = paired_mean_delta(base[name]["p_matching_norm"], steered["p_matching_norm"])
+        rows.append({
+            "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
+            "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
+            "coefficient_abs": coef_abs[cond.key], "mitigated": cond.mitigated,
+            "items": name, "n": d["n"], "p_matching": d["mean_steered"],
+            "p_matching_baseline": d["mean_base"], "delta": d["delta"],
+            "delta_ci_low": d["ci_low"], "delta_ci_high": d["ci_high"], "p_value": d["p_value"],
+            "ab_mass": float((steered["p_matching"] + steered["p_not_matching"]).mean()),
+            "ab_mass_baseline": float((base[name]["p_matching"]
+                                       + base[name]["p_not_matching"]).mean()),
+        })
+    return rows

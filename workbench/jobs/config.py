@@ -32,9 +32,19 @@ class AuditConfig:
     behaviours: list[str] = field(default_factory=lambda: [
         "sycophancy", "survival-instinct", "corrigible-neutral-HHH", "myopic-reward"])
     contrast_files: dict[str, str] = field(default_factory=dict)
-    caa_limit: int | None = None  # contrast pairs per behaviour; None: all
-    layers: list[int] | None = None  # None: the selected refusal layer
+    caa_limit: int | None = None  # contrast pairs per behaviour; None: all but the held-out
+    # positive controls: the CAA `refusal` vector and the refusal direction itself (scaled to
+    # the mean CAA norm at the steering layer); both must move ASR, or the pipeline is suspect
+    controls: bool = True
+    methods: list[str] = field(default_factory=lambda: ["caa"])  # caa, pca, probe
+    layers: list[int] | None = None  # None: round(f * n_layers) for f in layer_fractions
+    # CAA's convention: steer at a middle layer (13 of 32 in the CAA paper; 0.4 * 24 -> 10)
+    layer_fractions: list[float] = field(default_factory=lambda: [0.4])
     coefficients: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+    # "absolute": the vector times the coefficient; "norm": the added vector's norm is the
+    # coefficient times the mean residual-stream norm at the steering layer
+    coefficient_scale: str = "absolute"
+    efficacy_pairs: int = 10  # held-out A/B pairs per behaviour for steering efficacy (0: skip)
     steer_positions: str = "eoi"
     mitigation: str = "direction"  # or "subspace"
     subspace_k: int = 3
@@ -49,6 +59,7 @@ class AuditConfig:
     max_new_tokens: int = 48
     batch_size: int = 16
     judge: str = "substring"
+    judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
     seed: int = 0
     # outputs
     figures: bool = True
@@ -57,19 +68,24 @@ class AuditConfig:
 
 
 NON_RESULT_FIELDS = common.NON_RESULT_FIELDS
+COEFFICIENT_SCALES = ("absolute", "norm")
+METHODS = ("caa", "pca", "probe")
+# positive controls: the CAA refusal behaviour and the refusal direction itself
+CONTROLS = ("refusal", "refusal-direction")
 
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         model="tiny-random", attack="embedded", attack_limit=9, benign_limit=6,
         templates=["direct", "prefix_injection"], behaviours=["sycophancy", "refusal"],
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
-        search_layers=[1, 2], search_positions=[-1], png=False,
+        search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
     ),
     # CPU-sized (about 15 minutes on 2 cores): the refusal direction searched at the last eoi
     # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40
-    # contrast pairs per behaviour, 24 new tokens (enough for the refusal judge to see the
-    # opening of an answer; the `full` preset uses 256)
-    "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, benign_limit=12,
+    # contrast pairs per behaviour (10 more held out for efficacy), 24 new tokens (enough for
+    # the refusal judge to see the opening of an answer; the `full` preset uses 256), 8 benign
+    # prompts (the two positive controls add 8 conditions)
+    "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, benign_limit=8,
                   max_new_tokens=24, batch_size=32),
     "full": dict(
         attack_limit=None, benign_limit=100,
@@ -78,6 +94,8 @@ PRESETS: dict[str, dict] = {
         behaviours=["coordinate-other-ais", "corrigible-neutral-HHH", "hallucination",
                     "myopic-reward", "survival-instinct", "sycophancy", "refusal"],
         coefficients=[-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], max_new_tokens=256, batch_size=32,
+        layer_fractions=[0.25, 0.4, 0.55, 0.7], methods=["caa", "pca", "probe"],
+        efficacy_pairs=15,
     ),
 }
 
@@ -97,7 +115,31 @@ def build_config(preset: str | None = None, toml: str | None = None, **overrides
         raise WorkbenchError(f"mitigation {cfg.mitigation!r} is unknown; use direction or subspace")
     if not cfg.coefficients:
         raise WorkbenchError("no steering coefficients given; e.g. coefficients = [-1.0, 1.0]")
+    if cfg.coefficient_scale not in COEFFICIENT_SCALES:
+        raise WorkbenchError(f"coefficient scale {cfg.coefficient_scale!r} is unknown; use "
+                             f"{' or '.join(COEFFICIENT_SCALES)}")
+    bad = [m for m in cfg.methods if m not in METHODS]
+    if bad or not cfg.methods:
+        raise WorkbenchError(f"steering method {bad[0] if bad else None!r} is unknown; use one "
+                             f"or more of {', '.join(METHODS)}")
+    if not cfg.layers and not (cfg.layer_fractions
+                               and all(0 <= f < 1 for f in cfg.layer_fractions)):
+        raise WorkbenchError("layer_fractions must be numbers in [0, 1), e.g. [0.4]")
+    if cfg.efficacy_pairs < 0:
+        raise WorkbenchError(f"efficacy_pairs is {cfg.efficacy_pairs}; give 0 (skip) or more")
     return cfg
+
+
+def judge_spec(cfg: AuditConfig) -> str:
+    """The judge an audit uses: ``llm:<judge_model>`` when a judge model is set, else ``judge``."""
+    return f"llm:{cfg.judge_model}" if cfg.judge_model else cfg.judge
+
+
+def steering_layers(cfg: AuditConfig, n_layers: int) -> list[int]:
+    """The steering layers: ``layers`` if given, else ``round(f * n_layers)`` per fraction."""
+    if cfg.layers:
+        return list(cfg.layers)
+    return sorted({min(n_layers - 1, round(f * n_layers)) for f in cfg.layer_fractions})
 
 
 def result_fields(cfg: AuditConfig) -> dict:

@@ -68,6 +68,7 @@ class DirectionsConfig:
     kl_threshold: float = 0.1
     induce_threshold: float = 0.0
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
+    caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
     progress: bool = True
     trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
 
@@ -107,6 +108,7 @@ class DirectionInputs:
     safe_val: list
     pairs: dict[str, list[ContrastPair]]
     files: dict
+    heldout: dict[str, list[ContrastPair]] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,16 +134,35 @@ def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:
     harm_train, harm_val = split(harmful, [cfg.n_train, cfg.n_val], cfg.seed)
     safe_train, safe_val = split(harmless, [cfg.n_train, cfg.n_val], cfg.seed)
     pairs, contrast_files = _load_contrast(cfg.contrast)
-    if cfg.caa_limit is not None:
-        pairs = {name: split(p, [min(cfg.caa_limit, len(p))], cfg.seed)[0]
-                 for name, p in pairs.items()}
+    pairs, heldout = split_contrast(pairs, cfg.caa_limit, cfg.caa_holdout, cfg.seed)
     files = {
         "harmful": {"path": harmful_path, "sha256": file_sha256(harmful_path), "n": len(harmful)},
         "harmless": {"path": harmless_path, "sha256": file_sha256(harmless_path),
                      "n": len(harmless)},
         **contrast_files,
     }
-    return DirectionInputs(harm_train, harm_val, safe_train, safe_val, pairs, files)
+    return DirectionInputs(harm_train, harm_val, safe_train, safe_val, pairs, files, heldout)
+
+
+def split_contrast(pairs: dict[str, list[ContrastPair]], limit: int | None, holdout: int,
+                   seed: int) -> tuple[dict, dict]:
+    """Per behaviour, the pairs that build the vector and ``holdout`` disjoint held-out pairs.
+
+    One seeded shuffle per behaviour: the first ``limit`` pairs (all but the held-out ones
+    when None) build the vector, the next ``holdout`` are held out, so the vector's pairs do
+    not change when a held-out set is added.
+    """
+    train, held = {}, {}
+    for name, p in pairs.items():
+        if limit is None and not holdout:
+            train[name], held[name] = list(p), []
+            continue
+        if holdout and len(p) < holdout + 1:
+            raise WorkbenchError(f"behaviour {name!r} has {len(p)} contrast pairs, too few to "
+                                 f"hold out {holdout}; lower efficacy_pairs or add pairs")
+        n_train = len(p) - holdout if limit is None else min(limit, len(p) - holdout)
+        train[name], held[name] = split(p, [n_train, holdout], seed)
+    return train, held
 
 
 def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dict:

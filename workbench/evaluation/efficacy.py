@@ -1,0 +1,96 @@
+"""Steering efficacy: does a vector steer its own behaviour? A/B probabilities on held-out items.
+
+For each CAA contrast item the assistant turn is opened with ``"("`` and the model's
+next-token probabilities of the letters ``A`` and ``B`` are read with :func:`last_logprobs`
+(so any active steering hook applies). Tokenizers that merge ``"(A"`` into one token are
+handled too: each letter's probability is that of the *last* token of
+``chat_text(question, "(" + letter)`` given everything before it, which is
+``P(letter | ... "(")`` when ``"("`` is its own token and ``P("(letter" | ...)`` when merged.
+
+The efficacy of a steering condition is the paired change, over held-out items (pairs not used
+to build the vector), of the share of A/B probability on the behaviour-matching letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workbench.data import ContrastPair
+from workbench.errors import WorkbenchError
+from workbench.evaluation.scores import last_logprobs
+
+__all__ = ["ab_probabilities", "letter_targets", "paired_mean_delta"]
+
+NAN = float("nan")
+
+
+def letter_targets(model, question: str, letters: Sequence[str] = ("A", "B")):
+    """Per letter, the prompt token ids before the letter token and the letter token id."""
+    out = {}
+    for letter in letters:
+        ids = model.tokenizer.encode(model.chat_text(question, f"({letter}"),
+                                     add_special_tokens=False)
+        out[letter] = (tuple(ids[:-1]), ids[-1])
+    if len({target for _, target in out.values()}) != len(out):
+        raise WorkbenchError("the answer letters tokenize to the same last token; "
+                             "this tokenizer cannot tell them apart after '('")
+    return out
+
+
+def ab_probabilities(
+    model, pairs: Sequence[ContrastPair], batch_size: int = 16
+) -> pd.DataFrame:
+    """One row per pair: ``p_matching``, ``p_not_matching`` and ``p_matching_norm``.
+
+    ``p_matching_norm = p_matching / (p_matching + p_not_matching)`` is the share of the A/B
+    probability mass on the behaviour-matching letter (0.5: indifferent). Steering hooks that
+    are active when this is called apply.
+    """
+    if not pairs:
+        raise WorkbenchError("no contrast pairs given; pass at least one")
+    targets = [letter_targets(model, p.question) for p in pairs]
+    prefixes = sorted({prefix for t in targets for prefix, _ in t.values()})
+    index = {prefix: i for i, prefix in enumerate(prefixes)}
+    logprobs = last_logprobs(model, [list(p) for p in prefixes], batch_size)
+    rows = []
+    for i, (pair, t) in enumerate(zip(pairs, targets)):
+        lp = {letter: float(logprobs[index[prefix], target]) for letter, (prefix, target) in t.items()}
+        p_m, p_n = (float(torch.tensor(lp[x]).exp()) for x in (pair.matching, pair.not_matching))
+        rows.append({"item": i, "matching": pair.matching, "p_matching": p_m,
+                     "p_not_matching": p_n, "p_matching_norm": p_m / max(p_m + p_n, 1e-30)})
+    return pd.DataFrame(rows)
+
+
+def paired_mean_delta(base: Sequence[float], steered: Sequence[float],
+                      alpha: float = 0.05) -> dict:
+    """Mean paired change ``steered - base`` with a t interval and the paired t-test p-value.
+
+    Item i of ``steered`` is paired with item i of ``base`` (the same A/B question). With
+    fewer than 2 items, or no variation in the differences, the interval and p-value are NaN
+    (a zero-variance difference of exactly 0 gives p = 1).
+    """
+    from scipy import stats
+
+    b, s = np.asarray(base, dtype=float), np.asarray(steered, dtype=float)
+    if b.shape != s.shape:
+        raise WorkbenchError(f"base has {b.size} values but steered has {s.size}; pair the "
+                             "same items in order")
+    n = int(b.size)
+    out = {"n": n, "mean_base": float(b.mean()) if n else NAN,
+           "mean_steered": float(s.mean()) if n else NAN,
+           "delta": float((s - b).mean()) if n else NAN,
+           "ci_low": NAN, "ci_high": NAN, "p_value": NAN}
+    if n < 2:
+        return out
+    d = s - b
+    if np.ptp(d) == 0:
+        return {**out, "ci_low": float(d[0]), "ci_high": float(d[0]),
+                "p_value": 1.0 if d[0] == 0 else NAN}
+    test = stats.ttest_rel(s, b)
+    ci = test.confidence_interval(1 - alpha)
+    return {**out, "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "p_value": float(test.pvalue)}
