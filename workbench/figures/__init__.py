@@ -17,6 +17,7 @@ from workbench.figures.audit import (
     cosine_by_layer,
     delta_asr,
     delta_vs_cosine,
+    efficacy,
     projections,
     projections_3d,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "cosine_by_layer",
     "delta_asr",
     "delta_vs_cosine",
+    "efficacy",
     "projections",
     "projections_3d",
     "render_audit_figures",
@@ -44,8 +46,10 @@ FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "projections": ("projections.csv",),
     "projections_3d": ("projections.csv",),
     "asr_by_category": ("categories.csv",),
+    "efficacy": ("efficacy.csv",),
 }
-_CSVS = ("geometry.csv", "delta_asr.csv", "regression.csv", "projections.csv", "categories.csv")
+_CSVS = ("geometry.csv", "delta_asr.csv", "regression.csv", "projections.csv", "categories.csv",
+         "efficacy.csv")
 
 
 def _refusal_layer(run_dir: Path) -> int | None:
@@ -85,6 +89,8 @@ def build_audit_figures(run_dir: str | os.PathLike) -> dict:
         figs["projections_3d"] = projections_3d(data["projections.csv"])
     if data["categories.csv"] is not None:
         figs["asr_by_category"] = asr_by_category(data["categories.csv"])
+    if data["efficacy.csv"] is not None:
+        figs["efficacy"] = efficacy(data["efficacy.csv"])
     return figs
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "cosine_by_layer",
     "delta_asr",
     "delta_vs_cosine",
+    "efficacy",
     "projections",
     "projections_3d",
 ]
@@ -118,9 +119,23 @@ def _multi_layer(df: pd.DataFrame) -> bool:
     return bool((df.groupby("behaviour")["layer"].nunique(dropna=True) > 1).any())
 
 
-def _behaviour_label(row: pd.Series, with_layer: bool) -> str:
+def _is_control(row: pd.Series) -> bool:
+    """Positive controls carry ``control = True`` in every audit table."""
+    return "control" in row.index and str(row["control"]).strip().lower() in ("true", "1")
+
+
+def _behaviour_label(row: pd.Series, with_layer: bool, with_method: bool = False) -> str:
     b = str(row["behaviour"])
-    return f"{b} (L{_layer(row['layer'])})" if with_layer else b
+    if with_method and "method" in row.index:
+        b = f"{b} [{row['method']}]"
+    if with_layer:
+        b = f"{b} (L{_layer(row['layer'])})"
+    return f"{b} (control)" if _is_control(row) else b
+
+
+def _multi_method(df: pd.DataFrame) -> bool:
+    return "method" in df.columns and bool(
+        (df.groupby("behaviour")["method"].nunique(dropna=True) > 1).any())
 
 
 def _order_splits(splits) -> list[str]:
@@ -183,6 +198,7 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
     df["mitigated"] = _as_bool(df["mitigated"])
     df["template"] = df["template"].astype(str)
     with_layer = _multi_layer(df) if len(df) else False
+    with_method = _multi_method(df) if len(df) else False
     df = df.sort_values(["behaviour", "layer", "coefficient"], kind="stable")
     templates = sorted(df["template"].unique(), key=lambda t: (t == "all", t))
     n_conditions = len(df[["behaviour", "layer", "coefficient"]].drop_duplicates())
@@ -192,7 +208,7 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
     last_full = ncols == 2 and len(templates) % 2 == 1
     n_groups = max(1, len(df[["behaviour", "layer"]].drop_duplicates()))
     chars = max(8, int(1100 / ncols / n_groups / 8))
-    df["b_label"] = [wrap_label(_behaviour_label(r, with_layer), chars)
+    df["b_label"] = [wrap_label(_behaviour_label(r, with_layer, with_method), chars)
                      for _, r in df.iterrows()]
     df["c_label"] = [f"α = {_coef(c)}" for c in df["coefficient"]]
     lines = max((lbl.count("<br>") + 1 for lbl in df["b_label"]), default=1)
@@ -288,7 +304,8 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
             ], axis=-1)
             fig.add_trace(go.Scatter(
                 x=g["cosine"].astype(float), y=d, mode="markers",
-                name=behaviour, legendgroup=f"m{mitigated}",
+                name=f"{behaviour} (control)" if _is_control(g.iloc[0]) else behaviour,
+                legendgroup=f"m{mitigated}",
                 legendgrouptitle_text=MITIGATION_NAMES[mitigated],
                 # mitigated points are hollow and larger, drawn over the filled unmitigated
                 # ones: where the two coincide both stay visible
@@ -314,6 +331,8 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                                     "p_value", "n"], "regression.csv")
         reg["mitigated"] = _as_bool(reg["mitigated"])
         reg = reg[reg["template"].astype(str) == template]
+        if "controls" in reg.columns:  # the fit over every plotted point, controls included
+            reg = reg[reg["controls"].astype(str) == "with"]
         for mitigated in (False, True):
             for _, r in reg[reg["mitigated"] == mitigated].iterrows():
                 # the fit is drawn over the cosines it was fitted on, never past them
@@ -474,7 +493,8 @@ def projections_3d(proj: pd.DataFrame) -> go.Figure:
 def _condition_label(row: pd.Series, with_layer: bool) -> str:
     if str(row["behaviour"]) == "none":
         return "unsteered baseline"
-    b = _behaviour_label(row, with_layer)
+    b = _behaviour_label(row, with_layer, with_method="method" in row.index
+                         and str(row["method"]) not in ("caa", "none"))
     m = " · mitigated" if row["mitigated"] else ""
     return f"{b} · α = {_coef(row['coefficient'])}{m}"
 
@@ -531,3 +551,56 @@ def asr_by_category(categories: pd.DataFrame) -> go.Figure:
                      autorange="reversed", showgrid=False)
     return style_figure(fig, "Attack success rate by harm category and condition",
                         160 + 34 * max(len(conditions), 4))
+
+
+def efficacy(eff: pd.DataFrame) -> go.Figure:
+    """Does each vector steer its own behaviour? Change in p(behaviour-matching A/B answer).
+
+    ``eff``: ``efficacy.csv``. One bar per behaviour × coefficient (× layer, method when
+    several), unmitigated and mitigated side by side, in percentage points with 95% CIs;
+    positive controls are labelled.
+    """
+    cols = ["behaviour", "method", "layer", "coefficient", "mitigated", "n", "p_matching",
+            "p_matching_baseline", "delta", "delta_ci_low", "delta_ci_high", "p_value"]
+    df = _require(eff, cols, "efficacy.csv")
+    df["mitigated"] = _as_bool(df["mitigated"])
+    with_layer = _multi_layer(df) if len(df) else False
+    with_method = _multi_method(df) if len(df) else False
+    df = df.sort_values(["behaviour", "method", "layer", "coefficient"], kind="stable")
+    df["b_label"] = [_behaviour_label(r, with_layer, with_method) for _, r in df.iterrows()]
+    df["c_label"] = [f"α = {_coef(c)}" for c in df["coefficient"]]
+    fig = go.Figure()
+    for mitigated in (False, True):
+        g = df[df["mitigated"] == mitigated]
+        if g.empty:
+            continue
+        d = g["delta"].astype(float) * 100
+        lo = g["delta_ci_low"].astype(float) * 100
+        hi = g["delta_ci_high"].astype(float) * 100
+        custom = np.stack([
+            g["behaviour"].astype(str), g["layer"].map(_layer), g["coefficient"].map(_coef),
+            (g["p_matching_baseline"].astype(float) * 100).map(lambda v: f"{v:.2f}"),
+            (g["p_matching"].astype(float) * 100).map(lambda v: f"{v:.2f}"),
+            d.map(lambda v: f"{v:+.2f}"), lo.map(lambda v: f"{v:+.2f}"),
+            hi.map(lambda v: f"{v:+.2f}"), g["p_value"].map(_p), g["n"].astype(str),
+        ], axis=-1)
+        fig.add_trace(go.Bar(
+            x=[g["b_label"].tolist(), g["c_label"].tolist()], y=d,
+            error_y=dict(type="data", symmetric=False, array=(hi - d).clip(lower=0).fillna(0),
+                         arrayminus=(d - lo).clip(lower=0).fillna(0), thickness=1.8, width=5,
+                         color=TEXT),
+            name=MITIGATION_NAMES[mitigated], marker=dict(color=MITIGATION_COLORS[mitigated]),
+            customdata=custom,
+            hovertemplate=(
+                f"<b>{MITIGATION_NAMES[mitigated]}</b><br>behaviour %{{customdata[0]}}, layer "
+                "%{customdata[1]}, α = %{customdata[2]}<br>p(matching) %{customdata[4]}% "
+                "(unsteered %{customdata[3]}%)<br>Δ %{customdata[5]} pp [95% CI "
+                "%{customdata[6]}, %{customdata[7]}], p = %{customdata[8]}, n = "
+                "%{customdata[9]}<extra></extra>"),
+        ))
+    fig.update_yaxes(title_text="Δ p(behaviour-matching answer)<br>(percentage points)",
+                     **ZERO_LINE)
+    fig.update_layout(barmode="group", bargap=0.25)
+    top = legend_above(fig, 620)
+    return style_figure(fig, "Steering efficacy on held-out A/B questions (does each vector "
+                        "steer its own behaviour?)", 620, top=top)
