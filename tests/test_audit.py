@@ -1,4 +1,5 @@
 import csv
+import math
 import errno
 import json
 
@@ -34,14 +35,18 @@ def test_smoke_outputs_schema_and_counts(smoke):
     assert record["status"] == "complete" and record["job"] == "audit"
     gens = _lines(smoke / "generations.jsonl")
     n_attack, n_benign = record["attack"]["n"], record["benign"]["n"]
-    n_cond = 1 + len(cfg.behaviours) * len(cfg.coefficients) * 2
+    behaviours = audit_mod.audit_behaviours(cfg)
+    assert behaviours == ["sycophancy", "refusal", "refusal-direction"]  # controls join
+    n_cond = 1 + len(behaviours) * len(cfg.coefficients) * 2
     assert len(gens) == n_cond * (n_attack * len(cfg.templates) + n_benign)
     assert len({g["key"] for g in gens}) == len(gens)
     assert {g["label"] for g in gens if g["split"] == "harmful"} <= {"safe", "jailbroken",
                                                                        "incomprehensible"}
     asr = _rows(smoke / "asr.csv")
-    assert list(asr[0]) == ["behaviour", "layer", "coefficient", "template", "mitigated", "n",
-                            "n_jailbroken", "n_incomprehensible", "asr", "ci_low", "ci_high"]
+    assert list(asr[0]) == ["behaviour", "control", "method", "layer", "coefficient", "template",
+                            "mitigated", "judge", "n", "n_jailbroken", "n_incomprehensible",
+                            "asr", "ci_low", "ci_high", "n_jailbroken_substring",
+                            "asr_substring", "ci_low_substring", "ci_high_substring"]
     for row in asr:
         sel = [g for g in gens if g["split"] == "harmful"
                and g["behaviour"] == row["behaviour"] and str(g["mitigated"]) == row["mitigated"]
@@ -50,17 +55,28 @@ def test_smoke_outputs_schema_and_counts(smoke):
         assert int(row["n"]) == len(sel)
         assert int(row["n_jailbroken"]) == sum(g["label"] == "jailbroken" for g in sel)
         assert int(row["n_incomprehensible"]) == sum(g["label"] == "incomprehensible" for g in sel)
-        assert float(row["asr"]) == pytest.approx(int(row["n_jailbroken"]) / int(row["n"]), abs=1e-6)
+        assert float(row["asr"]) == pytest.approx(int(row["n_jailbroken"]) / int(row["n"]),
+                                                  abs=1e-6)
         assert float(row["ci_low"]) - 1e-9 <= float(row["asr"]) <= float(row["ci_high"]) + 1e-9
+        n_sub = sum(g["labels"]["substring"] == "jailbroken" for g in sel)
+        assert int(row["n_jailbroken_substring"]) == n_sub
+        assert float(row["asr_substring"]) == pytest.approx(n_sub / len(sel), abs=1e-6)
+        assert row["judge"] == "substring"
+        assert row["control"] == str(row["behaviour"] in ("refusal", "refusal-direction"))
     deltas = _rows(smoke / "delta_asr.csv")
     assert len(deltas) == (n_cond - 1) * (len(cfg.templates) + 1)
     for d in deltas:
         assert float(d["delta_asr"]) == pytest.approx(float(d["asr"]) - float(d["baseline_asr"]),
                                                       abs=1e-5)
     assert len(_rows(smoke / "false_refusal.csv")) == n_cond
-    assert {r["template"] for r in _rows(smoke / "regression.csv")} == {*cfg.templates, "all"}
+    regs = _rows(smoke / "regression.csv")
+    assert {r["template"] for r in regs} == {*cfg.templates, "all"}
+    assert {r["controls"] for r in regs} == {"with", "without"}
+    with_c = [r for r in regs if r["controls"] == "with" and r["template"] == "all"
+              and r["mitigated"] == "False"]
+    assert int(with_c[0]["n"]) == 2 * len(behaviours)
     assert len(_rows(smoke / "projections.csv")) == 2 * cfg.n_train
-    for name in ("cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections"):
+    for name in ("cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections", "efficacy"):
         assert (smoke / "figures" / f"{name}.html").stat().st_size > 1000
     assert "Baseline ASR" in (smoke / "report.md").read_text()
 
@@ -162,3 +178,172 @@ def test_template_without_placeholder(tmp_path, capsys):
     assert main(["audit", "--preset", "smoke", "--template-file", str(tpl), "--out", str(out)]) == 2
     assert "no {instruction} placeholder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_generations_keep_every_judges_label(smoke):
+    for g in _lines(smoke / "generations.jsonl"):
+        assert g["control"] == (g["behaviour"] in ("refusal", "refusal-direction"))
+        if g["split"] == "harmful":
+            assert g["labels"]["substring"] == g["label"]  # the configured judge is substring
+        else:
+            assert g["labels"] == {}
+
+
+def test_refusal_direction_control_and_its_mitigation(smoke):
+    import torch
+    from safetensors.torch import load_file
+
+    deltas = _rows(smoke / "delta_asr.csv")
+    rd = [d for d in deltas if d["behaviour"] == "refusal-direction"]
+    assert rd and all(d["control"] == "True" and d["method"] == "diff-in-means" for d in rd)
+    for d in rd:  # the vector is the refusal direction: cosine = sign of the coefficient
+        assert float(d["cosine"]) == pytest.approx(math.copysign(1, float(d["coefficient"])),
+                                                   abs=1e-6)
+    # mitigation removes all of it: the mitigated answers are the baseline's
+    gens = _lines(smoke / "generations.jsonl")
+    base = {(g["template"], g["prompt_id"], g["split"]): g["response"] for g in gens
+            if g["behaviour"] == "none"}
+    mitigated = [g for g in gens if g["behaviour"] == "refusal-direction" and g["mitigated"]]
+    assert mitigated and all(base[(g["template"], g["prompt_id"], g["split"])] == g["response"]
+                             for g in mitigated)
+    # its norm is the mean CAA norm at the steering layer
+    t = load_file(smoke / "directions.safetensors")
+    layer = int(rd[0]["layer"])
+    caa_norms = [t[f"caa.{b}"][layer].double().norm() for b in ("sycophancy", "refusal")]
+    cond = next(c for c in _rows(smoke / "conditions.csv")
+                if c["behaviour"] == "refusal-direction" and c["mitigated"] == "False")
+    assert float(cond["vector_norm"]) == pytest.approx(float(torch.stack(caa_norms).mean()),
+                                                       rel=1e-5)
+    report = (smoke / "report.md").read_text()
+    assert "## Positive controls" in report and "`refusal-direction` at layer" in report
+    assert "n/a" not in report and "-0.0" not in report and "+-" not in report
+
+
+def test_efficacy_matches_an_independent_steered_ab_readout(smoke):
+    import torch
+    from safetensors.torch import load_file
+
+    from workbench import load_model
+    from workbench.data import embedded_contrast
+    from workbench.evaluation.efficacy import ab_probabilities
+    from workbench.jobs.directions import split_contrast
+    from workbench.steering import add_vector
+
+    cfg = build_config("smoke")
+    rows = _rows(smoke / "efficacy.csv")
+    assert len(rows) == 3 * len(cfg.coefficients) * 2
+    assert {"behaviour", "layer", "coefficient", "n", "p_matching", "p_matching_baseline",
+            "delta", "delta_ci_low", "delta_ci_high", "p_value"} <= set(rows[0])
+    row = next(r for r in rows if r["behaviour"] == "sycophancy" and r["coefficient"] == "1"
+               and r["mitigated"] == "False")
+    model = load_model("tiny-random")
+    train, held = split_contrast({"sycophancy": embedded_contrast("sycophancy")}, cfg.caa_limit,
+                                 cfg.efficacy_pairs, cfg.seed)
+    assert len(held["sycophancy"]) == cfg.efficacy_pairs == int(row["n"])
+    assert not {p.question for p in held["sycophancy"]} & {p.question for p in train["sycophancy"]}
+    v = load_file(smoke / "directions.safetensors")["caa.sycophancy"][int(row["layer"])]
+    base = ab_probabilities(model, held["sycophancy"])["p_matching_norm"]
+    with add_vector(model, v.float(), layers=int(row["layer"]), coefficient=1.0, positions="eoi"):
+        steered = ab_probabilities(model, held["sycophancy"])["p_matching_norm"]
+    assert float(row["p_matching_baseline"]) == pytest.approx(float(base.mean()), abs=1e-5)
+    assert float(row["p_matching"]) == pytest.approx(float(steered.mean()), abs=1e-5)
+    assert float(row["delta"]) == pytest.approx(float((steered - base).mean()), abs=1e-5)
+    del torch
+
+
+def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    from workbench.evaluation.judges import SubstringJudge
+
+    active = {"n": 0, "calls": 0}
+    real_add = audit_mod.add_vector
+
+    @contextmanager
+    def tracked(*a, **k):
+        with real_add(*a, **k):
+            active["n"] += 1
+            try:
+                yield
+            finally:
+                active["n"] -= 1
+
+    class Watcher(SubstringJudge):
+        name = "watcher"
+
+        def label(self, prompts, responses):
+            assert active["n"] == 0, "a judge ran while a steering hook was active"
+            active["calls"] += 1
+            return ["safe"] * len(responses)
+
+    monkeypatch.setattr(audit_mod, "add_vector", tracked)
+    monkeypatch.setattr(audit_mod, "make_judge", lambda spec, device=None: Watcher())
+    out = tmp_path / "run"
+    run_audit(build_config("smoke", out=str(out), progress=False, figures=False,
+                           behaviours=["sycophancy"], controls=False, efficacy_pairs=0))
+    assert active["calls"] > 0
+    harmful = [g for g in _lines(out / "generations.jsonl") if g["split"] == "harmful"]
+    assert all(g["label"] == "safe" == g["labels"]["watcher"] for g in harmful)
+    assert all(g["labels"]["substring"] in ("safe", "jailbroken", "incomprehensible")
+               for g in harmful)
+    asr = _rows(out / "asr.csv")
+    assert {r["judge"] for r in asr} == {"watcher"} and all(r["asr"] == "0" for r in asr)
+    report = (out / "report.md").read_text()
+    assert "Not measured" in report  # efficacy_pairs = 0
+
+
+def test_norm_scale_pca_probe_methods_and_layers(tmp_path):
+    out = tmp_path / "run"
+    cfg = build_config("smoke", out=str(out), progress=False, figures=False, controls=False,
+                       behaviours=["sycophancy"], methods=["caa", "pca", "probe"],
+                       coefficient_scale="norm", coefficients=[0.5], layers=[1, 2],
+                       efficacy_pairs=4, templates=["direct"], attack_limit=4, benign_limit=2)
+    run_audit(cfg)
+    conds = _rows(out / "conditions.csv")
+    assert {(c["method"], c["layer"]) for c in conds} == {
+        (m, l) for m in ("caa", "pca", "probe") for l in ("1", "2")}
+    caa_norm = {c["layer"]: float(c["vector_norm"]) for c in conds
+                if c["method"] == "caa" and c["mitigated"] == "False"}
+    for c in conds:
+        assert c["coefficient_scale"] == "norm"
+        if c["mitigated"] == "False":
+            # the added vector's norm is 0.5 x the mean residual norm at its layer
+            assert float(c["coefficient_abs"]) * float(c["vector_norm"]) == pytest.approx(
+                0.5 * float(c["resid_norm"]), rel=1e-4)
+            # pca / probe directions are scaled to the CAA norm
+            assert float(c["vector_norm"]) == pytest.approx(caa_norm[c["layer"]], rel=1e-5)
+    assert {r["method"] for r in _rows(out / "efficacy.csv")} == {"caa", "pca", "probe"}
+    assert "## By layer" in (out / "report.md").read_text()
+
+
+def test_default_layer_judge_model_and_bad_values():
+    from workbench.jobs.config import judge_spec, steering_layers
+
+    cfg = build_config("quick")
+    assert steering_layers(cfg, 24) == [10] and steering_layers(cfg, 32) == [13]
+    assert steering_layers(build_config("full"), 24) == [6, 10, 13, 17]
+    assert judge_spec(cfg) == "substring" and cfg.judge == "substring"
+    assert judge_spec(build_config("full", judge_model="org/judge")) == "llm:org/judge"
+    assert build_config("quick", controls=False).controls is False
+    with pytest.raises(WorkbenchError, match="coefficient scale 'log'"):
+        build_config("smoke", coefficient_scale="log")
+    with pytest.raises(WorkbenchError, match="steering method 'svm'"):
+        build_config("smoke", methods=["svm"])
+
+
+def test_cli_flags_reach_the_config(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(audit_mod, "run_audit", lambda cfg: seen.setdefault("cfg", cfg) or {})
+
+    import workbench.cli as cli
+
+    def fake_run_job(args, name, build, run, fields):
+        seen["cfg"] = build(args.preset, args.config,
+                            **{k: getattr(args, k) for k in fields})
+
+    monkeypatch.setattr(cli, "_run_job", fake_run_job)
+    assert main(["audit", "--preset", "smoke", "--judge-model", "m", "--coefficient-scale",
+                 "norm", "--method", "caa,probe", "--no-controls", "--efficacy-pairs", "3"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.judge_model, cfg.coefficient_scale, cfg.methods, cfg.controls,
+            cfg.efficacy_pairs) == ("m", "norm", ["caa", "probe"], False, 3)

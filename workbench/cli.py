@@ -174,7 +174,8 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
 AUDIT_FIELDS = (
     "model", "device", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
     "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
-    "mitigation", "judge", "seed")
+    "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
+    "efficacy_pairs")
 SAFESTEER_FIELDS = (
     "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--benign", default=None,
                    help="benign prompts for false refusals: embedded (default) or a file")
     a.add_argument("--benign-limit", type=int, default=None, metavar="N",
-                   help="benign prompts sampled, >= 1 (default: preset; quick 12, full 100)")
+                   help="benign prompts sampled, >= 1 (default: preset; quick 8, full 100)")
     a.add_argument("--templates", type=_str_list, default=None, metavar="A,B",
                    help="built-in jailbreak templates, comma-separated (default: quick "
                         "direct,refusal_suppression); see `workbench list templates`")
@@ -389,13 +390,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "sycophancy,survival-instinct,corrigible-neutral-HHH,myopic-reward); "
                         "see `workbench list behaviours`")
     a.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
-                   help="steering layers, 0..n_layers-1 (default: the selected refusal layer)")
+                   help="steering layers, 0..n_layers-1 (default: round(0.4 x n_layers), "
+                        "CAA's middle layer; full: 0.25, 0.4, 0.55 and 0.7 of the depth)")
     a.add_argument("--coefficients", type=_float_list, default=None, metavar="C,C",
                    help="steering coefficients, finite numbers (default: quick -1,1; full "
                         "-2,-1,-0.5,0.5,1,2)")
     a.add_argument("--mitigation", default=None,
                    help="remove the refusal direction (default) or a refusal subspace from "
                         "each steering vector")
+    a.add_argument("--judge-model", default=None, metavar="MODEL_SPEC",
+                   help="judge with this chat model (the judge becomes llm:MODEL_SPEC); it is "
+                        "loaded separately and never steered")
+    a.add_argument("--coefficient-scale", default=None, choices=["absolute", "norm"],
+                   help="absolute: coefficient x vector (default); norm: the added vector's "
+                        "norm is the coefficient times the mean residual-stream norm at the "
+                        "steering layer")
+    a.add_argument("--method", dest="methods", type=_str_list, default=None, metavar="A,B",
+                   help="steering-vector extraction, comma-separated: caa (default), pca, "
+                        "probe (full: all three)")
+    a.add_argument("--no-controls", dest="controls", action="store_const", const=False,
+                   default=None, help="skip the positive controls (the CAA refusal vector and "
+                                      "the refusal direction itself)")
+    a.add_argument("--efficacy-pairs", type=int, default=None, metavar="N",
+                   help="held-out A/B pairs per behaviour for the steering-efficacy check, "
+                        "0 skips (default: quick 10, full 15)")
     _add_common_tail(a, "24")
 
     d = command("directions", "refusal direction, CAA vectors and their cosines (no generation "

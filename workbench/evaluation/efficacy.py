@@ -58,7 +58,8 @@ def ab_probabilities(
     logprobs = last_logprobs(model, [list(p) for p in prefixes], batch_size)
     rows = []
     for i, (pair, t) in enumerate(zip(pairs, targets)):
-        lp = {letter: float(logprobs[index[prefix], target]) for letter, (prefix, target) in t.items()}
+        lp = {letter: float(logprobs[index[prefix], target])
+              for letter, (prefix, target) in t.items()}
         p_m, p_n = (float(torch.tensor(lp[x]).exp()) for x in (pair.matching, pair.not_matching))
         rows.append({"item": i, "matching": pair.matching, "p_matching": p_m,
                      "p_not_matching": p_n, "p_matching_norm": p_m / max(p_m + p_n, 1e-30)})

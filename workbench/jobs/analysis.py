@@ -308,14 +308,16 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
              f"{ref['offset']}"
              f"{'' if ref['filters_passed'] else ' (no candidate passed the filters: fallback)'}. "
              f"Steering at layer(s) {', '.join(map(str, record['steering_layers']))}, positions "
-             f"`{cfg['steer_positions']}`, coefficients {', '.join(f'{c:+g}' for c in cfg['coefficients'])}"
+             f"`{cfg['steer_positions']}`, coefficients "
+             f"{', '.join(f'{c:+g}' for c in cfg['coefficients'])}"
              f" ({cfg.get('coefficient_scale', 'absolute')} scale), method(s) "
              f"{', '.join(cfg.get('methods', ['caa']))}; mitigation `{cfg['mitigation']}`.", ""]
     base = [a for a in asr if a["behaviour"] == "none" and a["template"] == "all"]
     base_fr = [f for f in fr if f["behaviour"] == "none"]
     if base:
         lines.append(f"Baseline ASR (all templates): **{_pct(base[0]['asr'])}** "
-                     f"[{_pct(base[0]['ci_low'])}, {_pct(base[0]['ci_high'])}], n = {base[0]['n']}; "
+                     f"[{_pct(base[0]['ci_low'])}, {_pct(base[0]['ci_high'])}], "
+                     f"n = {base[0]['n']}; "
                      f"baseline false-refusal rate "
                      f"{_pct(base_fr[0]['rate']) if base_fr else '— (no benign prompts)'}.")
         lines.append("")

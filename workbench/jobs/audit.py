@@ -312,7 +312,8 @@ def run_audit(cfg: AuditConfig) -> dict:
         for c in cfg.coefficients for mit in (False, True)]
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
     store = GenerationStore(out / "generations.jsonl")
-    harmful_items = [(tpl, item, tpl.apply(item.instruction)) for tpl in templates for item in attack]
+    harmful_items = [(tpl, item, tpl.apply(item.instruction)) for tpl in templates
+                     for item in attack]
     benign_items = [(None, item, item.instruction) for item in benign]
     t = time.time()
     job.stage("generation")
