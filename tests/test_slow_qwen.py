@@ -35,7 +35,8 @@ def test_selection_scores_are_consistent(qwen_run):
     # ablation lowers the harmful refusal score, addition raises the harmless one
     assert scores["bypass"] < base["harmful_refusal_score"]
     assert scores["induce"] > base["harmless_refusal_score"]
-    assert qwen_run["refusal"]["layer"] < 0.8 * qwen_run["model"]["n_layers"]
+    # the reference cut: layers >= int(0.8 * n_layers) are discarded (0-18 of 24 stay)
+    assert qwen_run["refusal"]["layer"] < int(0.8 * qwen_run["model"]["n_layers"])
     # On this weakly refusing model no candidate passes the paper's filters (even harmful
     # prompts have a negative mean refusal score, so "induce >= 0" cannot hold); the
     # selection then falls back to the lowest bypass score and says so in run.json.
