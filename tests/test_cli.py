@@ -41,7 +41,7 @@ def test_directions_outputs(run_dir):
     assert record["versions"]["transformer-lens"].startswith("4.")
     assert set(record["timings_s"]) >= {"load_model", "refusal_selection", "caa_vectors", "total"}
     scores = list(csv.DictReader(open(run_dir / "refusal_scores.csv")))
-    assert len(scores) == n_eoi * sum(l < 0.8 * n_layers for l in range(n_layers))
+    assert len(scores) == n_eoi * int(0.8 * n_layers)  # layers >= int(0.8 n) are not scored
 
 
 def test_custom_contrast_and_prompt_files(tmp_path):
