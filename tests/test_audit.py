@@ -347,3 +347,21 @@ def test_cli_flags_reach_the_config(monkeypatch):
     cfg = seen["cfg"]
     assert (cfg.judge_model, cfg.coefficient_scale, cfg.methods, cfg.controls,
             cfg.efficacy_pairs) == ("m", "norm", ["caa", "probe"], False, 3)
+
+
+def test_contrast_split_is_letter_balanced_and_disjoint():
+    from collections import Counter
+
+    from workbench.data import BEHAVIOURS, embedded_contrast
+    from workbench.jobs.directions import split_contrast
+
+    pairs = {b: embedded_contrast(b) for b in BEHAVIOURS}
+    train, held = split_contrast(pairs, 40, 10, seed=0)
+    for b in BEHAVIOURS:
+        assert Counter(p.matching for p in train[b]) == {"A": 20, "B": 20}
+        assert Counter(p.matching for p in held[b]) == {"A": 5, "B": 5}
+        assert not {p.question for p in train[b]} & {p.question for p in held[b]}
+    # adding a held-out set does not change the vector's pairs
+    assert split_contrast(pairs, 40, 0, seed=0)[0] == train
+    with pytest.raises(WorkbenchError, match="too few to hold out"):
+        split_contrast({"x": pairs["sycophancy"][:5]}, None, 5, seed=0)

@@ -148,9 +148,12 @@ def split_contrast(pairs: dict[str, list[ContrastPair]], limit: int | None, hold
                    seed: int) -> tuple[dict, dict]:
     """Per behaviour, the pairs that build the vector and ``holdout`` disjoint held-out pairs.
 
-    One seeded shuffle per behaviour: the first ``limit`` pairs (all but the held-out ones
-    when None) build the vector, the next ``holdout`` are held out, so the vector's pairs do
-    not change when a held-out set is added.
+    The pairs are shuffled (seeded) within each matching letter and interleaved (A, B, A, B,
+    ...), so every cut is balanced between A- and B-matching pairs: an unbalanced subset adds
+    ``(imbalance) x (activation of "(A" minus "(B")`` to the CAA vector, a letter-identity
+    component shared by every behaviour cut the same way. The first ``limit`` pairs (all but
+    the held-out ones when None) build the vector, the next ``holdout`` are held out, so the
+    vector's pairs do not change when a held-out set is added.
     """
     train, held = {}, {}
     for name, p in pairs.items():
@@ -161,7 +164,12 @@ def split_contrast(pairs: dict[str, list[ContrastPair]], limit: int | None, hold
             raise WorkbenchError(f"behaviour {name!r} has {len(p)} contrast pairs, too few to "
                                  f"hold out {holdout}; lower efficacy_pairs or add pairs")
         n_train = len(p) - holdout if limit is None else min(limit, len(p) - holdout)
-        train[name], held[name] = split(p, [n_train, holdout], seed)
+        by_letter: dict[str, list] = {}
+        for pair in split(p, [len(p)], seed)[0]:
+            by_letter.setdefault(pair.matching, []).append(pair)
+        groups = [by_letter[k] for k in sorted(by_letter)]
+        order = [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]
+        train[name], held[name] = order[:n_train], order[n_train:n_train + holdout]
     return train, held
 
 
