@@ -1,5 +1,6 @@
 import csv
 import math
+import re
 import errno
 import json
 
@@ -216,7 +217,7 @@ def test_refusal_direction_control_and_its_mitigation(smoke):
                                                        rel=1e-5)
     report = (smoke / "report.md").read_text()
     assert "## Positive controls" in report and "`refusal-direction` at layer" in report
-    assert "n/a" not in report and "-0.0" not in report and "+-" not in report
+    assert not re.search(r"\bn/a\b|-0\.0(?!\d)|\+-", report)
 
 
 def test_efficacy_matches_an_independent_steered_ab_readout(smoke):
