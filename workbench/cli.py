@@ -76,6 +76,10 @@ examples:
   workbench judge-eval
   workbench judge-eval --judge trained --judge substring --set jbb --out judge.json
   workbench judge-eval --labels mine.jsonl --judge trained""",
+    "compare": """\
+examples:
+  workbench compare runs/audit-0.5b runs/audit-1.5b --out runs/compare
+  workbench compare runs/audit-* --out runs/compare --no-png""",
     "export": """\
 examples:
   workbench export runs/audit --format gguf-control --vector caa.sycophancy --layers 12 \\
