@@ -234,3 +234,23 @@ def test_trained_judge_labels_clear_cases():
     ])
     assert labels == [SAFE, INCOMPREHENSIBLE, JAILBROKEN, SAFE]
     assert judge.label([], []) == []
+
+
+def test_judge_eval_flags_sets_the_trained_judge_was_fitted_on():
+    from workbench.jobs.judge_eval import format_table, mark_training_set
+
+    judge = make_judge("trained")
+    cv = judge.record["cv"]["scores"]["jbb"]
+    m = mark_training_set({"n": 100, "accuracy": 0.99}, judge, "jbb")
+    assert m["trained_on_this_set"] is True
+    assert m["cross_validated"]["kappa"] == cv["kappa"] and m["accuracy"] == 0.99
+    assert "trained_on_this_set" not in mark_training_set({}, judge, None)  # a user's file
+    assert "trained_on_this_set" not in mark_training_set({}, make_judge("substring"), "jbb")
+    ens = mark_training_set({}, make_judge("ensemble:trained,substring"), "templates")
+    assert ens["trained_on_this_set"] and "cross_validated" not in ens
+    assert ens["trained_member_cross_validated"]["n"] == judge.record["cv"]["scores"][
+        "templates"]["n"]
+    ci = {f"{k}_ci": [0.0, 1.0] for k in ("accuracy", "precision", "recall", "f1", "kappa")}
+    row = {**m, "precision": 0.9, "recall": 0.9, "f1": 0.9, "kappa": 0.98, **ci}
+    table = format_table({"jbb": {"trained": row}})
+    assert "in-sample" in table and f"kappa {cv['kappa']:.2f}" in table

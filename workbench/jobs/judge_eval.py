@@ -90,6 +90,36 @@ def score_judge(judge, answers, seed: int = 0) -> dict:
     return _ci_keys(judge_agreement(pred, true), seed, pred, true)
 
 
+def _trained_records(judge) -> list[dict]:
+    """Weights records of every trained judge in ``judge`` (itself or ensemble members)."""
+    from workbench.evaluation.judges.trained import TrainedJudge
+
+    if isinstance(judge, TrainedJudge):
+        return [judge.record]
+    return [r for m in getattr(judge, "members", []) for r in _trained_records(m)]
+
+
+def mark_training_set(metrics: dict, judge, source: str | None) -> dict:
+    """Flag in-sample scores: a trained judge (or ensemble member) was fitted on ``source``.
+
+    Adds ``trained_on_this_set: true`` and, beside the in-sample numbers, the cross-validated
+    ones stored with the weights (``cross_validated``: each answer scored by a fold model that
+    did not train on it), so training-set agreement is never read as validation.
+    """
+    from workbench.evaluation.judges.trained import TrainedJudge
+
+    for record in _trained_records(judge):
+        if source in record.get("training", {}).get("sources", {}):
+            metrics["trained_on_this_set"] = True
+            cv = record.get("cv", {}).get("scores", {}).get(source)
+            if cv is not None:  # an ensemble: only its trained member was cross-validated
+                key = ("cross_validated" if isinstance(judge, TrainedJudge)
+                       else "trained_member_cross_validated")
+                metrics[key] = {"method": record["cv"].get("method"), **cv}
+            break
+    return metrics
+
+
 def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
                labels: str | None = None, out: str | None = None, seed: int = 0) -> dict:
     """Every judge on every set: ``{spec: metrics}`` for one set, ``{set: {spec: metrics}}``
@@ -113,7 +143,11 @@ def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
     for name in sets or ([] if labels else list(BUILTIN_SETS)):
         data[name] = load_source(BUILTIN_SETS[name])
     built = {spec: make_judge(spec) for spec in judges}
-    result = {name: {spec: score_judge(j, answers, seed) for spec, j in built.items()}
+    sources = {name: BUILTIN_SETS.get(name) for name in data}
+    if labels:
+        sources[Path(labels).name] = None  # a user's file: not a training source
+    result = {name: {spec: mark_training_set(score_judge(j, answers, seed), j, sources[name])
+                     for spec, j in built.items()}
               for name, answers in data.items()}
     result = next(iter(result.values())) if len(result) == 1 else result
     if out:
@@ -134,8 +168,19 @@ def format_table(result: dict) -> str:
         lo, hi = m[f"{k}_ci"]
         return f"{m[k]:.2f} [{lo:.2f},{hi:.2f}]".ljust(19)
 
+    notes = []
     for s, spec, m in rows:
+        flag = " *" if m.get("trained_on_this_set") else ""
         lines.append(f"{s[:22]:<22} {spec[:28]:<28} {m['n']:>4}  " +
                      " ".join(cell(m, k) for k in ("accuracy", "precision", "recall", "f1",
-                                                   "kappa")))
-    return "\n".join(lines)
+                                                   "kappa")) + flag)
+        cv = m.get("cross_validated")
+        if flag and cv is None and "trained_member_cross_validated" in m:
+            cv = m["trained_member_cross_validated"]
+            spec = f"{spec} (its trained member)"
+        if flag:
+            notes.append(f"* {s or 'this set'} / {spec}: the trained judge was fitted on this "
+                         "set, so these are in-sample scores, not validation" +
+                         (f"; cross-validated: accuracy {cv['accuracy']:.2f}, kappa "
+                          f"{cv['kappa']:.2f} (n={cv['n']})" if cv else ""))
+    return "\n".join(lines + notes)
