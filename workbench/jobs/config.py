@@ -58,7 +58,7 @@ class AuditConfig:
     # generation and judging
     max_new_tokens: int = 48
     batch_size: int = 16
-    judge: str = "substring"
+    judge: str = "trained"  # the best judge available offline (docs/judges.md)
     judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
     seed: int = 0
     # outputs
@@ -79,22 +79,27 @@ PRESETS: dict[str, dict] = {
         templates=["direct", "prefix_injection"], behaviours=["sycophancy", "refusal"],
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
         search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
+        judge="substring",
     ),
     # CPU-sized (about 15 minutes on 2 cores): the refusal direction searched at the last eoi
     # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40
     # contrast pairs per behaviour (10 more held out for efficacy), 24 new tokens (enough for
     # the refusal judge to see the opening of an answer; the `full` preset uses 256), 8 benign
-    # prompts (the two positive controls add 8 conditions)
+    # prompts (the two positive controls add 8 conditions). Coefficients are relative to the
+    # residual norm (+-1: the added vector is as long as the mean residual stream at the
+    # steering layer), the scale at which the refusal-direction control moves refusals in both
+    # signs on this model (docs/audit.md, "Choosing the scale"); CAA vectors here are far
+    # shorter than the residual stream, so absolute +-1 steers almost nothing.
     "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, benign_limit=8,
-                  max_new_tokens=24, batch_size=32),
+                  max_new_tokens=24, batch_size=32, coefficient_scale="norm"),
     "full": dict(
         attack_limit=None, benign_limit=100,
         templates=["direct", "prefix_injection", "refusal_suppression", "role_play",
                    "style_injection"],
         behaviours=["coordinate-other-ais", "corrigible-neutral-HHH", "hallucination",
                     "myopic-reward", "survival-instinct", "sycophancy", "refusal"],
-        coefficients=[-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], max_new_tokens=256, batch_size=32,
-        layer_fractions=[0.25, 0.4, 0.55, 0.7], methods=["caa", "pca", "probe"],
+        coefficients=[-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], coefficient_scale="norm",
+        max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7], methods=["caa", "pca", "probe"],
         efficacy_pairs=15,
     ),
 }

@@ -120,7 +120,7 @@ class SafeSteerConfig:
     # generation and judging
     max_new_tokens: int = 48
     batch_size: int = 16
-    judge: str = "substring"
+    judge: str = "trained"  # the best judge available offline (docs/judges.md)
     relevance: str = "minilm"
     seed: int = 0
     # outputs
@@ -135,7 +135,7 @@ PRESETS: dict[str, dict] = {
     "smoke": dict(
         model="tiny-random", categories=["violence", "privacy", "drugs"], n_train=6, n_eval=2,
         n_safe=8, n_benign_eval=2, response_tokens=6, max_new_tokens=8, layers=[1],
-        multipliers=[2.0], top_k=4, relevance="tfidf", png=False,
+        multipliers=[2.0], top_k=4, relevance="tfidf", png=False, judge="substring",
     ),
     # 3 categories x 10 held-out prompts: n = 30 paired answers per method (pooled over
     # categories), where a one-way 30-point change has exact-McNemar power 0.92 (0.71 with 5%
