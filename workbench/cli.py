@@ -132,7 +132,7 @@ def _directions(args: argparse.Namespace) -> None:
     given = {k: getattr(args, k) for k in (
         "model", "harmful", "harmless", "out", "device", "n_train", "n_val", "seed",
         "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
-        "kl_threshold", "induce_threshold")}
+        "induce_coefficient", "kl_threshold", "induce_threshold")}
     if args.contrast:
         given["contrast"] = parse_contrast_args(args.contrast)
     if args.trust_remote_code:
@@ -151,7 +151,7 @@ def _directions(args: argparse.Namespace) -> None:
               f"{ev['harmful_refusal_ablated']:.0%} with the direction ablated "
               f"(n={ev['n_harmful']}); "
               f"harmless {ev['harmless_refusal_base']:.0%} -> {ev['harmless_refusal_induced']:.0%} "
-              f"with it added (n={ev['n_harmless']})")
+              f"with it added x{ev['induce_coefficient']:g} (n={ev['n_harmless']})")
     print(f"wrote {cfg.out}/directions.safetensors, geometry.csv, refusal_scores.csv, run.json "
           f"in {record['timings_s']['total']:.0f} s")
 
@@ -460,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "direction ablated (harmful) and added (harmless) (default 0: skip)")
     d.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="tokens per answer for --evaluate, >= 1 (default 32)")
+    d.add_argument("--induce-coefficient", type=float, default=None, metavar="C",
+                   help="for --evaluate: add C times the direction to harmless prompts at its "
+                        "layer, finite (default 1.0)")
     d.add_argument("--quiet", action="store_true", help="no progress display")
 
     s = command("safesteer", "SafeSteer: category steering vectors vs risk-category neurons",

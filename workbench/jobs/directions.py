@@ -62,6 +62,7 @@ class DirectionsConfig:
     batch_size: int = 16
     evaluate: int = 0  # held-out prompts per class to generate on (0: skip)
     max_new_tokens: int = 32
+    induce_coefficient: float = 1.0  # --evaluate: multiple of the direction added to harmless
     search_layers: list[int] | None = None
     search_positions: list[int] | None = None
     max_layer_frac: float = 0.8
@@ -279,11 +280,13 @@ def refusal_record(selection: RefusalSelection) -> dict:
 
 
 def evaluate_direction(model, selection: RefusalSelection, harmful: list, harmless: list,
-                       max_new_tokens: int = 32, batch_size: int = 16) -> dict:
+                       max_new_tokens: int = 32, batch_size: int = 16,
+                       induce_coefficient: float = 1.0) -> dict:
     """Substring-judged refusal rates on held-out prompts: does the direction act causally?
 
     Harmful prompts with and without the direction ablated everywhere; harmless prompts with
-    and without the direction added at its layer (coefficient 1, all positions).
+    and without ``induce_coefficient`` times the (unnormalised) direction added at its layer
+    at all positions.
     """
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
     harm, safe = tok(harmful), tok(harmless)
@@ -293,10 +296,12 @@ def evaluate_direction(model, selection: RefusalSelection, harmful: list, harmle
     with ablate_directions(model, r):
         abl_h = gen(harm)
     base_s = gen(safe)
-    with add_vector(model, r, layers=selection.layer, coefficient=1.0, positions="all"):
+    with add_vector(model, r, layers=selection.layer, coefficient=induce_coefficient,
+                    positions="all"):
         ind_s = gen(safe)
     rate = lambda texts: refusal_rate(texts)  # noqa: E731
     return {"n_harmful": len(harm), "n_harmless": len(safe), "max_new_tokens": max_new_tokens,
+            "induce_coefficient": induce_coefficient,
             "harmful_refusal_base": rate(base_h), "harmful_refusal_ablated": rate(abl_h),
             "harmless_refusal_base": rate(base_s), "harmless_refusal_induced": rate(ind_s),
             "examples": [{"instruction": i.instruction, "base": b, "ablated": a}
@@ -333,7 +338,8 @@ def run_directions(cfg: DirectionsConfig) -> dict:
                 "or --n-val"
             )
         evaluation = evaluate_direction(model, directions.selection, held_h[:cfg.evaluate],
-                                        held_s[:cfg.evaluate], cfg.max_new_tokens, cfg.batch_size)
+                                        held_s[:cfg.evaluate], cfg.max_new_tokens, cfg.batch_size,
+                                        cfg.induce_coefficient)
         timings["evaluation"] = time.time() - t
     job.stage("write")
     write_directions(out, directions, model, cfg.model)

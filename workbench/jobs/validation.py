@@ -326,6 +326,7 @@ FIELD_CHECKS: dict[str, Check] = {
     "max_layer_frac": fraction,
     "kl_threshold": finite,
     "induce_threshold": finite,
+    "induce_coefficient": finite,
     "refusal_cos_threshold": finite,
     "refusal": refusal_source,
 }
