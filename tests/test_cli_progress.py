@@ -24,6 +24,20 @@ def test_non_tty_lines_name_each_stage_with_elapsed_and_eta():
     assert "[demo 2/2 two done in" in text and "[demo] finished in" in text
 
 
+def test_step_reports_library_loops_off_a_terminal():
+    buf = io.StringIO()
+    job = JobProgress("demo", ["select"], stream=buf, tty=False, line_interval=0.0)
+    job.stage("select")
+    job.step(3, 12, "candidates")
+    assert "[demo 1/1 select 3/12 candidates]" in buf.getvalue()
+    assert job.fraction == 0.25
+    quiet = JobProgress("demo", ["select"], stream=io.StringIO(), tty=False, line_interval=3600)
+    quiet.stage("select")
+    before = quiet.stream.getvalue()
+    quiet.step(1, 2)  # within the interval: no new line
+    assert quiet.stream.getvalue() == before
+
+
 def test_disabled_progress_prints_nothing():
     buf = io.StringIO()
     job = JobProgress("demo", ["one"], stream=buf, tty=False, enabled=False)

@@ -51,7 +51,7 @@ class JobProgress:
 
     def __init__(self, job: str, stages: Sequence[str], *, enabled: bool = True,
                  stream: TextIO | None = None, tty: bool | None = None,
-                 weights: dict[str, float] | None = None, line_interval: float = 30.0):
+                 weights: dict[str, float] | None = None, line_interval: float = 20.0):
         self.job, self.stages = job, list(stages)
         self.enabled = enabled
         self.stream = stream or sys.stderr
@@ -63,6 +63,7 @@ class JobProgress:
         self.stage_t0 = self.t0
         self.fraction = 0.0  # of the current stage
         self.done_weight = 0.0
+        self._last_line = self.t0
         if enabled:
             quiet_library_bars()
 
@@ -89,6 +90,15 @@ class JobProgress:
         stamp = time.strftime("%H:%M:%S")
         print(f"{stamp} [{self.job} {text}] elapsed {_clock(time.time() - self.t0)}{tail}",
               file=self.stream, flush=True)
+        self._last_line = time.time()
+
+    def step(self, done: int, total: int | None = None, unit: str = "it") -> None:
+        """Report ``done`` of ``total`` items of the running stage, for loops that run inside
+        library code (e.g. a callback per scored candidate): it moves the job ETA and, off a
+        terminal, prints a line at most every ``line_interval`` seconds."""
+        self.fraction = min(done / total, 1.0) if total else 0.0
+        if self.enabled and not self.tty and time.time() - self._last_line >= self.line_interval:
+            self._line(f"{self._label()} {done}/{total if total else '?'} {unit}")
 
     def _label(self) -> str:
         k = self.stages.index(self.current) + 1 if self.current in self.stages else "?"

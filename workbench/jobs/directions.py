@@ -30,6 +30,7 @@ from workbench.directions import (
     refusal_candidates,
     select_refusal_direction,
 )
+from workbench.directions.refusal import layer_cut
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
@@ -208,13 +209,26 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
     timings["refusal_candidates"] = time.time() - t
     t = time.time()
     job.stage("refusal selection")
+    n_eoi, n_layers = candidates.shape[:2]
+    n_grid = (len(cfg.search_positions or range(n_eoi))
+              * sum(l < layer_cut(n_layers, cfg.max_layer_frac)
+                    for l in (cfg.search_layers or range(n_layers))))
+    n_scored = 0
+
+    def on_score(score) -> None:  # checkpoint each score, and keep the display alive
+        nonlocal n_scored
+        n_scored += 1
+        if ckpt:
+            ckpt.save_score(score)
+        job.step(n_scored, n_grid, "candidates")
+
     selection = select_refusal_direction(
         model, candidates, tok(inputs.harm_val), tok(inputs.safe_val),
         max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
         induce_threshold=cfg.induce_threshold,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
         progress=job.inner_bars, done=ckpt.scores if ckpt else None,
-        on_score=ckpt.save_score if ckpt else None,
+        on_score=on_score,
     )
     timings["refusal_selection"] = time.time() - t
     t = time.time()
