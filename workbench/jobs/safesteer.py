@@ -263,9 +263,9 @@ def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
     todo = [("train_unsafe", i) for c in data.categories for i in data.train[c]]
     todo += [("train_safe", i) for i in data.safe_train]
     todo = [(s, i) for s, i in todo if f"{s}|{i.id}" not in store]
-    chunk = cfg.batch_size * 4
+    chunk = cfg.batch_size  # one generation batch per step: progress lines and saves stay frequent
     job = job or JobProgress("safesteer", [], enabled=False)
-    for start in job.bar(range(0, len(todo), chunk), unit="chunk"):
+    for start in job.bar(range(0, len(todo), chunk), unit="batch"):
         part = todo[start:start + chunk]
         instructions = [i.instruction for _, i in part]
         responses = generate(model, model.tokenize_instructions(instructions),
