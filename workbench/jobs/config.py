@@ -99,7 +99,8 @@ PRESETS: dict[str, dict] = {
         behaviours=["coordinate-other-ais", "corrigible-neutral-HHH", "hallucination",
                     "myopic-reward", "survival-instinct", "sycophancy", "refusal"],
         coefficients=[-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], coefficient_scale="norm",
-        max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7], methods=["caa", "pca", "probe"],
+        max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7],
+        methods=["caa", "pca", "probe"],
         efficacy_pairs=15,
     ),
 }
