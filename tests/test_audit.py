@@ -218,6 +218,8 @@ def test_refusal_direction_control_and_its_mitigation(smoke):
     report = (smoke / "report.md").read_text()
     assert "## Positive controls" in report and "`refusal-direction` at layer" in report
     assert not re.search(r"\bn/a\b|-0\.0(?!\d)|\+-", report)
+    rendered = sorted((smoke / "figures").glob("*.html"))
+    assert len(rendered) >= 7 and all(f"](figures/{f.name})" in report for f in rendered)
 
 
 def test_efficacy_matches_an_independent_steered_ab_readout(smoke):

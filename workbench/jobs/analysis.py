@@ -367,8 +367,12 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
     lines += ["## Findings", ""]
     lines += findings(deltas, regs, efficacy)
     lines += ["", "## Columns", "", *COLUMN_KEY, "", "## Figures", ""]
-    lines += [f"- [{name}](figures/{name}.png) ([interactive](figures/{name}.html)): {caption}"
-              for name, caption in FIGURES]
+    if record["config"].get("png", True):  # the PNG shown in place, the interactive HTML beside
+        lines += [line for name, caption in FIGURES for line in (
+            f"**{name}**: {caption} ([interactive](figures/{name}.html))", "",
+            f"![{caption}](figures/{name}.png)", "")]
+    else:  # HTML only (--no-png)
+        lines += [f"- [{name}](figures/{name}.html): {caption}" for name, caption in FIGURES]
     lines += ["", "Files: `asr.csv`, `delta_asr.csv`, `efficacy.csv`, `conditions.csv`, "
               "`false_refusal.csv`, `categories.csv`, `regression.csv`, `projections.csv`, "
               "`generations.jsonl` (schemas in docs/run_dir.md).", ""]
