@@ -57,6 +57,11 @@ SIGNIFICANCE = 0.05
 # --------------------------------------------------------------------------- helpers
 
 
+def _pp_with_ci(g: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """A change and its 95% CI bounds (``delta_ci_low`` / ``delta_ci_high``) in pp."""
+    return tuple(g[c].astype(float) * 100 for c in (column, "delta_ci_low", "delta_ci_high"))
+
+
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise WorkbenchError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -230,9 +235,7 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
             g = df[(df["template"] == template) & (df["mitigated"] == mitigated)]
             if g.empty:
                 continue
-            d = g["delta_asr"].astype(float) * 100
-            lo = g["delta_ci_low"].astype(float) * 100
-            hi = g["delta_ci_high"].astype(float) * 100
+            d, lo, hi = _pp_with_ci(g, "delta_asr")
             custom = np.stack([
                 g["behaviour"].astype(str), g["layer"].map(_layer), g["coefficient"].map(_coef),
                 (g["asr"].astype(float) * 100).map(lambda v: f"{v:.2f}"),
@@ -293,9 +296,7 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
             g = df[(df["mitigated"] == mitigated) & (df["behaviour"].astype(str) == behaviour)]
             if g.empty:
                 continue
-            d = g["delta_asr"].astype(float) * 100
-            lo = g["delta_ci_low"].astype(float) * 100
-            hi = g["delta_ci_high"].astype(float) * 100
+            d, lo, hi = _pp_with_ci(g, "delta_asr")
             custom = np.stack([
                 g["layer"].map(_layer), g["coefficient"].map(_coef), g["template"],
                 g["cosine"].map(lambda v: f"{float(v):.5f}"), d.map(lambda v: f"{v:+.2f}"),
@@ -574,9 +575,7 @@ def efficacy(eff: pd.DataFrame) -> go.Figure:
         g = df[df["mitigated"] == mitigated]
         if g.empty:
             continue
-        d = g["delta"].astype(float) * 100
-        lo = g["delta_ci_low"].astype(float) * 100
-        hi = g["delta_ci_high"].astype(float) * 100
+        d, lo, hi = _pp_with_ci(g, "delta")
         custom = np.stack([
             g["behaviour"].astype(str), g["layer"].map(_layer), g["coefficient"].map(_coef),
             (g["p_matching_baseline"].astype(float) * 100).map(lambda v: f"{v:.2f}"),

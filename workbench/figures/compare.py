@@ -17,17 +17,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench.errors import WorkbenchError
-from workbench.figures.audit import COLORWAY, TEMPLATE
 from workbench.figures.export import read_table, save_figures
+from workbench.figures.style import NEUTRAL, TEXT, color, style_figure
 
 __all__ = ["build_compare_figures", "cosine_by_depth", "delta_vs_cosine_models",
            "render_compare_figures"]
 
-POOLED_COLOR = "#222222"
-
-
 def _colors(models: list[str]) -> dict[str, str]:
-    return {m: COLORWAY[i % len(COLORWAY)] for i, m in enumerate(models)}
+    return {m: color(i) for i, m in enumerate(models)}
 
 
 def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
@@ -70,13 +67,12 @@ def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
             label += f", R² {float(f['r2']):.2f}, n {int(f['n'])}"
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="lines", name=label, legendgroup=model,
-            line=dict(color=POOLED_COLOR if pooled else colors[model],
+            line=dict(color=TEXT if pooled else colors[model],
                       dash="dash" if pooled else "solid", width=3 if pooled else 2),
             hoverinfo="skip"))
-    fig.add_hline(y=0, line=dict(color="#999999", width=1))
-    fig.update_layout(template=TEMPLATE, height=620,
-                      title_text="ΔASR against cosine with the refusal direction, by model",
-                      xaxis_title="cosine(steering vector, refusal direction)",
+    fig.add_hline(y=0, line=dict(color=NEUTRAL, width=1))
+    style_figure(fig, "ΔASR against cosine with the refusal direction, by model", 620)
+    fig.update_layout(xaxis_title="cosine(steering vector, refusal direction)",
                       yaxis_title="ΔASR (percentage points)")
     return fig
 
@@ -107,10 +103,9 @@ def cosine_by_depth(geometry: pd.DataFrame) -> go.Figure:
                 marker=dict(size=5),
                 hovertemplate=(f"<b>{model}</b> {behaviour}<br>depth %{{x:.2f}}<br>"
                                "cosine %{y:+.3f}<extra></extra>")))
-    fig.add_hline(y=0, line=dict(color="#999999", width=1))
-    fig.update_layout(template=TEMPLATE, height=620,
-                      title_text="Cosine of each CAA vector with the refusal direction, by depth",
-                      xaxis_title="relative depth (layer / n_layers)",
+    fig.add_hline(y=0, line=dict(color=NEUTRAL, width=1))
+    style_figure(fig, "Cosine of each CAA vector with the refusal direction, by depth", 620)
+    fig.update_layout(xaxis_title="relative depth (layer / n_layers)",
                       yaxis_title="cosine with the refusal direction")
     return fig
 
