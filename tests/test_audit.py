@@ -88,7 +88,7 @@ def test_rerun_resumes_without_recomputing(smoke, monkeypatch):
     def no_generation(*a, **k):
         raise AssertionError("a finished run must not generate again")
 
-    monkeypatch.setattr(audit_mod, "generate", no_generation)
+    monkeypatch.setattr(audit_mod, "run_local", no_generation)
     monkeypatch.setattr(audit_mod, "compute_directions", no_generation)
     run_audit(build_config("smoke", out=str(smoke), progress=False))
     assert (smoke / "generations.jsonl").read_bytes() == before
@@ -97,16 +97,15 @@ def test_rerun_resumes_without_recomputing(smoke, monkeypatch):
 def test_interrupted_run_resumes_and_loses_nothing(tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = build_config("smoke", out=str(out), progress=False, figures=False, behaviours=["refusal"])
-    real = audit_mod.generate
-    calls = {"n": 0}
+    real = audit_mod.run_local
 
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
+    def flaky(model, items):  # the executor dies at its third work item
+        for n, done in enumerate(real(model, items)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield done
 
-    monkeypatch.setattr(audit_mod, "generate", flaky)
+    monkeypatch.setattr(audit_mod, "run_local", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_audit(cfg)
     partial = _lines(out / "generations.jsonl")
@@ -115,7 +114,7 @@ def test_interrupted_run_resumes_and_loses_nothing(tmp_path, monkeypatch):
     # simulate a line cut off by a crash: it is dropped and regenerated, not duplicated
     with open(out / "generations.jsonl", "a") as f:
         f.write('{"key": "half a li')
-    monkeypatch.setattr(audit_mod, "generate", real)
+    monkeypatch.setattr(audit_mod, "run_local", real)
     run_audit(cfg)
     done = _lines(out / "generations.jsonl")
     keys = [g["key"] for g in done]
@@ -259,17 +258,22 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
 
     from workbench.evaluation.judges import SubstringJudge
 
-    active = {"n": 0, "calls": 0}
-    real_add = audit_mod.add_vector
+    import workbench.evaluation.batched as batched_mod
+    import workbench.evaluation.work as work_mod
 
-    @contextmanager
-    def tracked(*a, **k):
-        with real_add(*a, **k):
-            active["n"] += 1
-            try:
-                yield
-            finally:
-                active["n"] -= 1
+    active = {"n": 0, "calls": 0}
+
+    def tracking(real_ctx):
+        @contextmanager
+        def tracked(*a, **k):
+            with real_ctx(*a, **k):
+                active["n"] += 1
+                try:
+                    yield
+                finally:
+                    active["n"] -= 1
+
+        return tracked
 
     class Watcher(SubstringJudge):
         name = "watcher"
@@ -279,11 +283,16 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
             active["calls"] += 1
             return ["safe"] * len(responses)
 
-    monkeypatch.setattr(audit_mod, "add_vector", tracked)
+    monkeypatch.setattr(audit_mod, "add_vector", tracking(audit_mod.add_vector))
+    monkeypatch.setattr(work_mod, "add_vector", tracking(work_mod.add_vector))
+    monkeypatch.setattr(batched_mod, "add_row_vectors", tracking(batched_mod.add_row_vectors))
     monkeypatch.setattr(audit_mod, "make_judge", lambda spec, device=None: Watcher())
     out = tmp_path / "run"
-    run_audit(build_config("smoke", out=str(out), progress=False, figures=False,
-                           behaviours=["sycophancy"], controls=False, efficacy_pairs=0))
+    for engine in ("batched", "reference"):
+        run_audit(build_config("smoke", out=str(out / engine), progress=False, figures=False,
+                               behaviours=["sycophancy"], controls=False, efficacy_pairs=0,
+                               engine=engine))
+    out = out / "batched"
     assert active["calls"] > 0
     harmful = [g for g in _lines(out / "generations.jsonl") if g["split"] == "harmful"]
     assert all(g["label"] == "safe" == g["labels"]["watcher"] for g in harmful)

@@ -61,3 +61,25 @@ def test_unknown_search_is_a_clear_error(tiny, searched):
     cand, harm_val, safe_val, _ = searched
     with pytest.raises(WorkbenchError, match="refusal search"):
         select_refusal_direction(tiny, cand, harm_val, safe_val, search="fast", progress=False)
+
+
+def test_top_k_scores_at_most_k_and_picks_among_them(tiny, searched):
+    cand, harm_val, safe_val, full = searched
+    by_bypass = sorted(full.scores, key=lambda s: s.bypass)
+    # nothing passes: the pick is the lowest bypass among the k scored, as in the full search
+    sel = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=-1.0,
+                                   positions=[-2, -1], batch_size=4, progress=False,
+                                   search="ordered", top_k=2)
+    scored = [s for s in sel.scores if not s.reason.startswith("not scored")]
+    assert len(scored) == 2 and not sel.filters_passed
+    assert (sel.position, sel.layer) == (by_bypass[0].position, by_bypass[0].layer)
+    assert all("outside the 2 lowest" in s.reason for s in sel.scores if s not in scored)
+    # only the candidate ranked last passes: top_k stops short of it, the full search finds it
+    last = by_bypass[-1]
+    sel = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=last.kl,
+                                   induce_threshold=last.induce, positions=[-2, -1],
+                                   batch_size=4, progress=False, search="ordered", top_k=1)
+    assert sum(not s.reason.startswith("not scored") for s in sel.scores) == 1
+    with pytest.raises(WorkbenchError, match="top_k is 0"):
+        select_refusal_direction(tiny, cand, harm_val, safe_val, search="ordered", top_k=0,
+                                 progress=False)

@@ -129,6 +129,7 @@ def select_refusal_direction(
     batch_size: int = 16,
     progress: bool = True,
     search: str = "full",
+    top_k: int | None = None,
     done: Mapping[tuple[int, int], CandidateScore] | None = None,
     on_score: Callable[[CandidateScore], None] | None = None,
 ) -> RefusalSelection:
@@ -144,13 +145,19 @@ def select_refusal_direction(
     ascending bypass order and stops at the first that passes the filters, which is the
     lowest-bypass kept candidate. Candidates it never reached keep their bypass score, NaN
     ``kl``/``induce`` and the reason ``"not scored: ..."``. Only a near-tie in bypass (within
-    float noise between the two forwards) could change the pick.
+    float noise between the two forwards) could change the pick. With ``top_k``, it scores at
+    most the ``top_k`` lowest-bypass candidates fully: when none of them passes the filters, the
+    pick is the lowest-bypass one among them, which can differ from ``"full"`` only if a
+    candidate further down the bypass order passes every filter (the selection's scores show
+    which were scored).
 
     ``done`` holds scores already computed, by (position, layer), and ``on_score`` is called
     with each new score (to checkpoint it); both searches use them.
     """
     if search not in ("full", "ordered"):
         raise WorkbenchError(f"unknown refusal search {search!r}; use 'full' or 'ordered'")
+    if top_k is not None and top_k < 1:
+        raise WorkbenchError(f"top_k is {top_k}; give at least 1 (or None: no limit)")
     n_eoi, n_layers, _ = candidates.shape
     cut = layer_cut(n_layers, max_layer_frac)
     layers = [l for l in (range(n_layers) if layers is None else layers) if l < cut]
@@ -199,7 +206,7 @@ def select_refusal_direction(
                                                   rid).mean())
         nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
         full: dict[tuple[int, int], CandidateScore] = {}
-        for pl in sorted(grid, key=nan_last):
+        for pl in sorted(grid, key=nan_last)[:top_k]:
             full[pl] = scored(*pl)
             bar.update()
             if full[pl].kept:
@@ -208,7 +215,8 @@ def select_refusal_direction(
         nan = float("nan")
         scores = [full.get((p, l)) or CandidateScore(
             p, p - n_eoi, l, rough[p, l], nan, nan, False,
-            f"not scored: bypass above the selected {winner.bypass:.3f}" if winner else "")
+            f"not scored: bypass above the selected {winner.bypass:.3f}" if winner
+            else f"not scored: outside the {top_k} lowest bypass scores")
             for p, l in grid]
     bar.close()
     best, passed = pick_candidate(scores)

@@ -31,10 +31,10 @@ from workbench.directions import (
     refusal_subspace,
 )
 from workbench.errors import WorkbenchError
-from workbench.evaluation import generate
 from workbench.evaluation.efficacy import ab_probabilities, paired_mean_delta
 from workbench.evaluation.judges import SubstringJudge, is_comprehensible, is_refusal, make_judge
 from workbench.evaluation.templates import resolve_templates
+from workbench.evaluation.work import Steer, plan_items, run_local
 from workbench.geometry import cosine_by_layer, remove_projection, remove_subspace, unit
 from workbench.jobs.config import (
     CONTROLS,
@@ -112,6 +112,8 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
         batch_size=cfg.batch_size, search_layers=cfg.search_layers,
         search_positions=cfg.search_positions, progress=cfg.progress, caa_limit=cfg.caa_limit,
         caa_holdout=cfg.efficacy_pairs,
+        refusal_search="full" if cfg.engine == "reference" else "ordered",
+        refusal_top_k=None if cfg.engine == "reference" else cfg.refusal_top_k,
     )
 
 
@@ -243,8 +245,12 @@ def _with_ids(items: list, prefix: str) -> list:
             for n, i in enumerate(items)]
 
 
-def run_audit(cfg: AuditConfig) -> dict:
-    """Run (or resume) an audit and write every file of the run directory."""
+def run_audit(cfg: AuditConfig, executor=None) -> dict:
+    """Run (or resume) an audit and write every file of the run directory.
+
+    ``executor`` runs the generation work items (default: in this process; see
+    :mod:`workbench.evaluation.work`).
+    """
     t0 = time.time()
     job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights={"generation": 20})
     job.stage("read inputs")
@@ -312,19 +318,10 @@ def run_audit(cfg: AuditConfig) -> dict:
         for c in cfg.coefficients for mit in (False, True)]
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
     store = GenerationStore(out / "generations.jsonl")
-    harmful_items = [(tpl, item, tpl.apply(item.instruction)) for tpl in templates
-                     for item in attack]
-    benign_items = [(None, item, item.instruction) for item in benign]
     t = time.time()
     job.stage("generation")
-    for cond in job.bar(conditions, unit="cond"):
-        todo = [("harmful", tpl.name, item, text) for tpl, item, text in harmful_items
-                if f"{cond.key}|{tpl.name}|{item.id}|harmful" not in store]
-        todo += [("harmless", "direct", item, text) for _, item, text in benign_items
-                 if f"{cond.key}|direct|{item.id}|harmless" not in store]
-        if not todo:
-            continue
-        _generate_condition(model, cfg, cond, vectors, coef_abs[cond.key], todo, judge, store)
+    generate_missing(model, cfg, conditions, vectors, coef_abs, templates, attack, benign,
+                     judge, store, job, executor)
     timings["generation"] = time.time() - t
 
     t = time.time()
@@ -365,37 +362,78 @@ def _steer(model, cfg: AuditConfig, cond: Condition, vectors: dict, coefficient_
                       coefficient=coefficient_abs, positions=cfg.steer_positions)
 
 
-def _generate_condition(model, cfg, cond, vectors, coefficient_abs, todo, judge, store) -> None:
-    """Generate the missing items of one condition, then judge them with no hooks active;
-    appended batch by batch."""
+def _cells(templates, attack, benign) -> list[tuple[str, str, object, str]]:
+    """Every prompt of the audit: (split, template name, item, text)."""
+    cells = [("harmful", tpl.name, item, tpl.apply(item.instruction))
+             for tpl in templates for item in attack]
+    return cells + [("harmless", "direct", item, item.instruction) for item in benign]
+
+
+def _steer_spec(cond: Condition, vectors: dict, coefficient_abs: float) -> Steer | None:
+    if cond.behaviour == "none":
+        return None
+    return Steer(cond.layer, vectors[cond.vector_key].float(), coefficient_abs)
+
+
+def generation_items(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
+                     coef_abs: dict, prompts: list, store: GenerationStore) -> list:
+    """Work items for every (condition, prompt) whose generation is not in ``store``."""
+    prompt_ids = model.tokenize_instructions([text for *_, text in prompts])
+    missing = [[c for c, cond in enumerate(conditions)
+                if f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
+               for split_name, tpl, item, _ in prompts]
+    specs = [_steer_spec(c, vectors, coef_abs[c.key]) for c in conditions]
+    if cfg.engine == "reference":
+        rows = cfg.batch_size
+    else:
+        rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 64)
+    return plan_items(prompt_ids, missing, specs, cfg.max_new_tokens, cfg.steer_positions,
+                      cfg.engine, rows)
+
+
+def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
+                     coef_abs: dict, templates, attack, benign, judge, store: GenerationStore,
+                     job: JobProgress, executor=None) -> None:
+    """Generate, judge and append every missing generation, item by item.
+
+    ``executor`` runs the items (default: in this process); whatever runs them, this process
+    alone judges the answers (never under steering hooks) and writes ``generations.jsonl``.
+    """
+    prompts = _cells(templates, attack, benign)
+    items = generation_items(model, cfg, conditions, vectors, coef_abs, prompts, store)
+    if not items:
+        return
+    run = executor or (lambda its: run_local(model, its))
     substring = judge if judge.name == "substring" else SubstringJudge()
-    chunk = cfg.batch_size * 4
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        prompts = model.tokenize_instructions([text for _, _, _, text in part])
-        with _steer(model, cfg, cond, vectors, coefficient_abs):
-            responses = generate(model, prompts, max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_size, progress=False)
-        # judged outside the steering context: judges never run under steering hooks
-        harmful_idx = [i for i, p in enumerate(part) if p[0] == "harmful"]
-        h_prompts = [part[i][3] for i in harmful_idx]
-        h_resps = [responses[i] for i in harmful_idx]
-        detail = judge.label_detail(h_prompts, h_resps) if harmful_idx else {}
-        if harmful_idx and "substring" not in detail:
-            detail["substring"] = substring.label(h_prompts, h_resps)
-        recs = []
-        for i, ((split_name, tpl, item, _), resp) in enumerate(zip(part, responses)):
-            refusal, comp = is_refusal(resp), is_comprehensible(resp)
-            if split_name == "harmful":
-                j = harmful_idx.index(i)
-                labels = {name: lab[j] for name, lab in detail.items()}
-                label = labels[judge.name]
-            else:
-                label = "incomprehensible" if not comp else ("refused" if refusal else "complied")
-                labels = {}
-            recs.append(_record(cond, coefficient_abs, tpl, item, split_name, resp, label,
-                                labels, refusal, comp))
-        store.append(recs)
+    for item, ids in job.bar(run(items), total=len(items), unit="batch"):
+        p_idx, c_idx = item.tag
+        part = [(conditions[c], prompts[p]) for c in c_idx for p in p_idx]
+        texts = [model.tokenizer.decode(t, skip_special_tokens=True)
+                 for per_cond in ids for t in per_cond]
+        _judge_and_store(part, texts, coef_abs, judge, substring, store)
+
+
+def _judge_and_store(part, responses, coef_abs, judge, substring, store) -> None:
+    """Judge the harmful answers of one item with no hooks active, then append all its records."""
+    harmful_idx = [i for i, (_, p) in enumerate(part) if p[0] == "harmful"]
+    h_prompts = [part[i][1][3] for i in harmful_idx]
+    h_resps = [responses[i] for i in harmful_idx]
+    detail = judge.label_detail(h_prompts, h_resps) if harmful_idx else {}
+    if harmful_idx and "substring" not in detail:
+        detail["substring"] = substring.label(h_prompts, h_resps)
+    where = {i: j for j, i in enumerate(harmful_idx)}
+    recs = []
+    for i, ((cond, (split_name, tpl, item, _)), resp) in enumerate(zip(part, responses)):
+        refusal, comp = is_refusal(resp), is_comprehensible(resp)
+        if split_name == "harmful":
+            labels = {name: lab[where[i]] for name, lab in detail.items()}
+            label = labels[judge.name]
+        else:
+            label = "incomprehensible" if not comp else ("refused" if refusal else "complied")
+            labels = {}
+        recs.append(_record(cond, coef_abs[cond.key], tpl, item, split_name, resp, label,
+                            labels, refusal, comp))
+    store.append(recs)
 
 
 def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,

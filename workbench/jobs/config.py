@@ -58,6 +58,12 @@ class AuditConfig:
     # generation and judging
     max_new_tokens: int = 48
     batch_size: int = 16
+    # "batched": shared-prefix multi-condition generation and the ranked refusal search (at
+    # most refusal_top_k candidates scored causally); "reference": the unoptimised path (one
+    # condition at a time, every candidate scored), kept to check the other against
+    engine: str = "batched"
+    generation_batch: int | None = None  # rows per generate call (None: 64 CPU, 256 CUDA)
+    refusal_top_k: int = 3
     judge: str = "trained"  # the best judge available offline (docs/judges.md)
     judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
     seed: int = 0
@@ -67,7 +73,9 @@ class AuditConfig:
     progress: bool = True
 
 
-NON_RESULT_FIELDS = common.NON_RESULT_FIELDS
+# the engine changes speed, not results (tests/test_audit_engines.py); the ranked refusal
+# search's top_k can change the pick, so it stays a result field
+NON_RESULT_FIELDS = common.NON_RESULT_FIELDS | {"engine", "generation_batch"}
 COEFFICIENT_SCALES = ("absolute", "norm")
 METHODS = ("caa", "pca", "probe")
 # positive controls: the CAA refusal behaviour and the refusal direction itself
@@ -131,6 +139,10 @@ def build_config(preset: str | None = None, toml: str | None = None, **overrides
     if not cfg.layers and not (cfg.layer_fractions
                                and all(0 <= f < 1 for f in cfg.layer_fractions)):
         raise WorkbenchError("layer_fractions must be numbers in [0, 1), e.g. [0.4]")
+    if cfg.engine not in ("batched", "reference"):
+        raise WorkbenchError(f"engine {cfg.engine!r} is unknown; use batched or reference")
+    if cfg.refusal_top_k < 1:
+        raise WorkbenchError(f"refusal_top_k is {cfg.refusal_top_k}; give 1 or more")
     if cfg.efficacy_pairs < 0:
         raise WorkbenchError(f"efficacy_pairs is {cfg.efficacy_pairs}; give 0 (skip) or more")
     return cfg

@@ -69,6 +69,10 @@ class DirectionsConfig:
     max_layer_frac: float = 0.8
     kl_threshold: float = 0.1
     induce_threshold: float = 0.0
+    # "full" scores every candidate; "ordered" ranks them by a cheap bypass score first and
+    # scores fully in that order, at most ``refusal_top_k`` (None: until one passes)
+    refusal_search: str = "full"
+    refusal_top_k: int | None = None
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
     progress: bool = True
@@ -177,7 +181,9 @@ def split_contrast(pairs: dict[str, list[ContrastPair]], limit: int | None, hold
 
 def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dict:
     """Everything that determines the pieces of direction finding (not where or how fast)."""
-    skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens"}
+    # each candidate's scores are the same numbers under either search, so they are shared
+    skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
+            "refusal_search", "refusal_top_k"}
     return {"model": model.spec, "identity": model.identity,
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
@@ -227,6 +233,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
         induce_threshold=cfg.induce_threshold,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
+        search=cfg.refusal_search, top_k=cfg.refusal_top_k,
         progress=job.inner_bars, done=ckpt.scores if ckpt else None,
         on_score=on_score,
     )
