@@ -119,3 +119,26 @@ def test_bad_input_is_one_clear_error(tiny, setup):
         with add_row_vectors(tiny, {1: torch.zeros(2, tiny.d_model),
                                     2: torch.zeros(3, tiny.d_model)}):
             pass
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_last_logprobs_conditions_match_one_condition_at_a_time(tiny, setup, batch_size):
+    from workbench.evaluation.batched import last_logprobs_conditions
+    from workbench.evaluation.scores import last_logprobs
+
+    prompts, conds = setup
+    tokens = [3, 17, 101, 250]
+    got = last_logprobs_conditions(tiny, prompts, _as_conditions(conds), tokens, "eoi",
+                                   batch_size=batch_size)
+    assert got.shape == (len(conds), len(prompts), len(tokens))
+    for ci, (v, layer, c) in enumerate(conds):
+        if v is None:
+            want = last_logprobs(tiny, prompts, batch_size=2)
+        else:
+            with add_vector(tiny, v, layers=layer, coefficient=c, positions="eoi"):
+                want = last_logprobs(tiny, prompts, batch_size=2)
+        torch.testing.assert_close(got[ci], want[:, tokens], rtol=1e-4, atol=1e-5)
+    # steering does change the readout (the test can fail)
+    assert (got[1] - got[0]).abs().max() > 1e-3
+    with pytest.raises(WorkbenchError, match="changes the prefix"):
+        last_logprobs_conditions(tiny, prompts, _as_conditions(conds), tokens, "all")

@@ -6,6 +6,7 @@ from conftest import hf_hidden_states
 from workbench import WorkbenchError
 from workbench.data import ContrastPair
 from workbench.directions import (
+    caa_vector_shared_prefix,
     caa_vector,
     diff_in_means,
     normalize_across_behaviours,
@@ -42,6 +43,7 @@ def test_caa_vector_matches_numpy_at_letter_token(any_tiny):
              ContrastPair("Pick one.\n\nChoices:\n (A) Cats\n (B) Dogs", "B", "A"),
              ContrastPair("Agree?\n\nChoices:\n (A) Sure\n (B) Nope", "A", "B")]
     vec = caa_vector(m, pairs, batch_size=2, progress=False)
+    shared = caa_vector_shared_prefix(m, pairs, batch_size=2)
     diffs = []
     for p in pairs:
         pos = m.tokenizer.encode(m.chat_text(p.question) + f"({p.matching}", add_special_tokens=False)
@@ -49,6 +51,7 @@ def test_caa_vector_matches_numpy_at_letter_token(any_tiny):
                                  add_special_tokens=False)
         diffs.append((hf_hidden_states(m, pos)[:-1, -1] - hf_hidden_states(m, neg)[:-1, -1]).double().numpy())
     np.testing.assert_allclose(vec.numpy(), np.mean(diffs, 0), atol=1e-5)
+    np.testing.assert_allclose(shared.numpy(), np.mean(diffs, 0), atol=1e-5)
 
 
 def test_diff_in_means_and_normalisation():

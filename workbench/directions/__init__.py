@@ -4,6 +4,7 @@ from workbench.directions.caa import (
     caa_differences,
     caa_prompts,
     caa_vector,
+    caa_vector_shared_prefix,
     normalize_across_behaviours,
 )
 from workbench.directions.diff_in_means import diff_in_means
@@ -17,5 +18,5 @@ from workbench.directions.refusal import (
 from workbench.directions.subspace import refusal_subspace
 
 __all__ = ["CandidateScore", "RefusalSelection", "caa_differences", "caa_prompts", "caa_vector",
-           "diff_in_means", "normalize_across_behaviours", "pca_direction", "pca_of_differences",
+           "caa_vector_shared_prefix", "diff_in_means", "normalize_across_behaviours", "pca_direction", "pca_of_differences",
            "probe_direction", "refusal_candidates", "refusal_subspace", "select_refusal_direction"]

@@ -41,7 +41,7 @@ def shares_prefix(model, positions: str) -> bool:
     return positions == "eoi" or (positions == "generated" and model.n_eoi > 1)
 
 
-def _prefill(model, ids: Tensor, mask: Tensor) -> DynamicCache:
+def prefill_cache(model, ids: Tensor, mask: Tensor) -> DynamicCache:
     """KV cache of the left-padded prefixes (position ids from the mask, as ``generate`` does)."""
     position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     with torch.inference_mode():
@@ -50,7 +50,7 @@ def _prefill(model, ids: Tensor, mask: Tensor) -> DynamicCache:
     return out.past_key_values
 
 
-def _select_rows(cache: DynamicCache, rows: Tensor) -> DynamicCache:
+def select_cache_rows(cache: DynamicCache, rows: Tensor) -> DynamicCache:
     """A new cache holding ``cache``'s batch rows ``rows`` (repeats allowed), in that order."""
     new = DynamicCache()
     for i, layer in enumerate(cache.layers):
@@ -110,7 +110,7 @@ def generate_conditions_ids(
     for chunk in tqdm(chunks, desc="generating", unit="prompt batch",
                       disable=not progress or len(chunks) < 2):
         ids, mask = model.pad([prompts[i] for i in chunk])
-        cache = _prefill(model, ids[:, :-n_eoi], mask[:, :-n_eoi]) if share else None
+        cache = prefill_cache(model, ids[:, :-n_eoi], mask[:, :-n_eoi]) if share else None
         pairs = [(c, p) for c in range(len(conditions)) for p in range(len(chunk))]
         for s in range(0, len(pairs), batch_size):
             part = pairs[s:s + batch_size]
@@ -118,7 +118,7 @@ def generate_conditions_ids(
             deltas = _row_deltas(model, conditions, [c for c, _ in part])
             kw = dict(gen_kw)
             if cache is not None:
-                kw["past_key_values"] = _select_rows(cache, rows)
+                kw["past_key_values"] = select_cache_rows(cache, rows)
             with add_row_vectors(model, deltas, positions), torch.inference_mode():
                 res = model.hf_model.generate(input_ids=ids.index_select(0, rows),
                                               attention_mask=mask.index_select(0, rows), **kw)
@@ -143,3 +143,54 @@ def generate_conditions(
                                   batch_size, **kwargs)
     return [[model.tokenizer.decode(t, skip_special_tokens=True) for t in per_cond]
             for per_cond in ids]
+
+
+def last_logprobs_conditions(
+    model,
+    prompts: Sequence[Sequence[int]],
+    conditions: Sequence[Condition],
+    token_ids: Sequence[int],
+    positions: str = "eoi",
+    batch_size: int = 64,
+) -> Float[Tensor, "condition prompt k"]:
+    """Next-token log-probabilities of ``token_ids`` after each prompt under each condition.
+
+    The multi-condition form of :func:`workbench.evaluation.scores.last_logprobs` (followed by
+    a gather of ``token_ids``): each prompt's instruction prefix runs once, then its eoi tokens
+    run once per condition, rows of different conditions sharing batches. Equal to the
+    one-condition-at-a-time readout up to float rounding.
+    """
+    if not shares_prefix(model, positions):
+        raise WorkbenchError(f"steering at {positions!r} positions changes the prefix; read "
+                             "each condition with last_logprobs under add_vector instead")
+    n_eoi = model.n_eoi
+    if any(len(p) <= n_eoi for p in prompts):
+        raise WorkbenchError(f"every prompt needs more than the {n_eoi} end-of-instruction "
+                             "tokens; give chat-formatted prompts")
+    for c in conditions:
+        for v in c.values():
+            model.check_vector(v, "steering vector")
+    index = torch.as_tensor(list(token_ids))
+    out = torch.empty(len(conditions), len(prompts), len(index))
+    prompt_batch = max(1, batch_size // max(len(conditions), 1))
+    for s in range(0, len(prompts), prompt_batch):
+        chunk = list(range(s, min(s + prompt_batch, len(prompts))))
+        ids, mask = model.pad([prompts[i] for i in chunk])
+        cache = prefill_cache(model, ids[:, :-n_eoi], mask[:, :-n_eoi])
+        position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        pairs = [(c, p) for c in range(len(conditions)) for p in range(len(chunk))]
+        for b in range(0, len(pairs), batch_size):
+            part = pairs[b:b + batch_size]
+            rows = torch.tensor([p for _, p in part], device=ids.device)
+            deltas = _row_deltas(model, conditions, [c for c, _ in part])
+            with add_row_vectors(model, deltas, positions), torch.inference_mode():
+                logits = model.hf_model(
+                    input_ids=ids.index_select(0, rows)[:, -n_eoi:],
+                    attention_mask=mask.index_select(0, rows),
+                    position_ids=position_ids.index_select(0, rows)[:, -n_eoi:],
+                    past_key_values=select_cache_rows(cache, rows), use_cache=True,
+                    logits_to_keep=1).logits[:, -1]
+            lp = torch.log_softmax(logits.float(), dim=-1).cpu()[:, index]
+            for row, (c, p) in enumerate(part):
+                out[c, chunk[p]] = lp[row]
+    return out

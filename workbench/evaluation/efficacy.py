@@ -23,7 +23,8 @@ from workbench.data import ContrastPair
 from workbench.errors import WorkbenchError
 from workbench.evaluation.scores import last_logprobs
 
-__all__ = ["ab_probabilities", "letter_targets", "paired_mean_delta"]
+__all__ = ["ab_probabilities", "ab_probabilities_conditions", "letter_targets",
+           "paired_mean_delta"]
 
 NAN = float("nan")
 
@@ -54,12 +55,38 @@ def ab_probabilities(
         raise WorkbenchError("no contrast pairs given; pass at least one")
     targets = [letter_targets(model, p.question) for p in pairs]
     prefixes = sorted({prefix for t in targets for prefix, _ in t.values()})
-    index = {prefix: i for i, prefix in enumerate(prefixes)}
     logprobs = last_logprobs(model, [list(p) for p in prefixes], batch_size)
+    return _ab_rows(pairs, targets, prefixes, lambda i, target: float(logprobs[i, target]))
+
+
+def ab_probabilities_conditions(
+    model, pairs: Sequence[ContrastPair], conditions: Sequence, positions: str = "eoi",
+    batch_size: int = 64,
+) -> list[pd.DataFrame]:
+    """:func:`ab_probabilities` under each steering condition (``{layer: delta}``, ``{}``
+    unsteered), all conditions in shared batches with each prompt's prefix run once
+    (:func:`workbench.evaluation.batched.last_logprobs_conditions`)."""
+    from workbench.evaluation.batched import last_logprobs_conditions
+
+    if not pairs:
+        raise WorkbenchError("no contrast pairs given; pass at least one")
+    targets = [letter_targets(model, p.question) for p in pairs]
+    prefixes = sorted({prefix for t in targets for prefix, _ in t.values()})
+    letters = sorted({target for t in targets for _, target in t.values()})
+    col = {token: j for j, token in enumerate(letters)}
+    lp = last_logprobs_conditions(model, [list(p) for p in prefixes], conditions, letters,
+                                  positions, batch_size)
+    return [_ab_rows(pairs, targets, prefixes,
+                     lambda i, target, c=c: float(lp[c, i, col[target]]))
+            for c in range(len(conditions))]
+
+
+def _ab_rows(pairs, targets, prefixes, logprob) -> pd.DataFrame:
+    """The A/B table from ``logprob(prefix index, letter token)``."""
+    index = {prefix: i for i, prefix in enumerate(prefixes)}
     rows = []
     for i, (pair, t) in enumerate(zip(pairs, targets)):
-        lp = {letter: float(logprobs[index[prefix], target])
-              for letter, (prefix, target) in t.items()}
+        lp = {letter: logprob(index[prefix], target) for letter, (prefix, target) in t.items()}
         p_m, p_n = (float(torch.tensor(lp[x]).exp()) for x in (pair.matching, pair.not_matching))
         rows.append({"item": i, "matching": pair.matching, "p_matching": p_m,
                      "p_not_matching": p_n, "p_matching_norm": p_m / max(p_m + p_n, 1e-30)})

@@ -31,7 +31,12 @@ from workbench.directions import (
     refusal_subspace,
 )
 from workbench.errors import WorkbenchError
-from workbench.evaluation.efficacy import ab_probabilities, paired_mean_delta
+from workbench.evaluation.batched import condition_delta, shares_prefix
+from workbench.evaluation.efficacy import (
+    ab_probabilities,
+    ab_probabilities_conditions,
+    paired_mean_delta,
+)
 from workbench.evaluation.judges import SubstringJudge, is_comprehensible, is_refusal, make_judge
 from workbench.evaluation.templates import resolve_templates
 from workbench.evaluation.work import Steer, plan_items, run_local
@@ -114,6 +119,7 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
         caa_holdout=cfg.efficacy_pairs,
         refusal_search="full" if cfg.engine == "reference" else "ordered",
         refusal_top_k=None if cfg.engine == "reference" else cfg.refusal_top_k,
+        caa_shared_prefix=cfg.engine == "batched",
     )
 
 
@@ -439,20 +445,35 @@ def _judge_and_store(part, responses, coef_abs, judge, substring, store) -> None
 def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
                       coef_abs: dict, heldout: dict) -> list[dict]:
     """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
-    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control)."""
-    rows, base = [], {}
-    for cond in conditions:
-        if cond.behaviour == "none":
+    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control).
+
+    The batched engine reads every condition of a behaviour in shared batches (each prompt's
+    prefix run once); the reference engine runs one condition at a time under its hook.
+    """
+    def items_name(cond: Condition) -> str:
+        return "refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour
+
+    steered_conds = [c for c in conditions if c.behaviour != "none" and heldout.get(items_name(c))]
+    base, steered = {}, {}
+    for name in dict.fromkeys(items_name(c) for c in steered_conds):
+        group = [c for c in steered_conds if items_name(c) == name]
+        if cfg.engine == "batched" and shares_prefix(model, cfg.steer_positions):
+            deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
+                                                       coef_abs[c.key])} for c in group]
+            tables = ab_probabilities_conditions(model, heldout[name], deltas,
+                                                 cfg.steer_positions, cfg.batch_size * 2)
+            base[name] = tables[0]
+            steered.update({c.key: t for c, t in zip(group, tables[1:])})
             continue
-        items = heldout.get("refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour)
-        if not items:
-            continue
-        name = "refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour
-        if name not in base:
-            base[name] = ab_probabilities(model, items, cfg.batch_size)
-        with _steer(model, cfg, cond, vectors, coef_abs[cond.key]):
-            steered = ab_probabilities(model, items, cfg.batch_size)
-        d = paired_mean_delta(base[name]["p_matching_norm"], steered["p_matching_norm"])
+        base[name] = ab_probabilities(model, heldout[name], cfg.batch_size)
+        for c in group:
+            with _steer(model, cfg, c, vectors, coef_abs[c.key]):
+                steered[c.key] = ab_probabilities(model, heldout[name], cfg.batch_size)
+    rows = []
+    for cond in steered_conds:
+        name = items_name(cond)
+        base_t, steer_t = base[name], steered[cond.key]
+        d = paired_mean_delta(base_t["p_matching_norm"], steer_t["p_matching_norm"])
         rows.append({
             "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
             "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
@@ -460,8 +481,8 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
             "items": name, "n": d["n"], "p_matching": d["mean_steered"],
             "p_matching_baseline": d["mean_base"], "delta": d["delta"],
             "delta_ci_low": d["ci_low"], "delta_ci_high": d["ci_high"], "p_value": d["p_value"],
-            "ab_mass": float((steered["p_matching"] + steered["p_not_matching"]).mean()),
-            "ab_mass_baseline": float((base[name]["p_matching"]
-                                       + base[name]["p_not_matching"]).mean()),
+            "ab_mass": float((steer_t["p_matching"] + steer_t["p_not_matching"]).mean()),
+            "ab_mass_baseline": float((base_t["p_matching"]
+                                       + base_t["p_not_matching"]).mean()),
         })
     return rows

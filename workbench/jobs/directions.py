@@ -27,6 +27,7 @@ from workbench.data import (
 from workbench.directions import (
     RefusalSelection,
     caa_vector,
+    caa_vector_shared_prefix,
     refusal_candidates,
     select_refusal_direction,
 )
@@ -73,6 +74,7 @@ class DirectionsConfig:
     # scores fully in that order, at most ``refusal_top_k`` (None: until one passes)
     refusal_search: str = "full"
     refusal_top_k: int | None = None
+    caa_shared_prefix: bool = False  # run each pair's common prefix once (float rounding only)
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
     progress: bool = True
@@ -183,7 +185,7 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
-            "refusal_search", "refusal_top_k"}
+            "refusal_search", "refusal_top_k", "caa_shared_prefix"}
     return {"model": model.spec, "identity": model.identity,
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
@@ -244,8 +246,10 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
     for name in job.bar(list(inputs.pairs), unit="behaviour"):
         caa[name] = ckpt.tensor(f"caa.{name}") if ckpt else None
         if caa[name] is None:
-            caa[name] = caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size,
-                                   progress=False)
+            caa[name] = (caa_vector_shared_prefix(model, inputs.pairs[name], cfg.batch_size)
+                         if cfg.caa_shared_prefix else
+                         caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size,
+                                    progress=False))
             if ckpt:
                 ckpt.save_tensor(f"caa.{name}", caa[name])
     timings["caa_vectors"] = time.time() - t
