@@ -4,8 +4,10 @@ import torch
 
 from conftest import hf_hidden_states
 from workbench import WorkbenchError
+from workbench.activations import collect_activations
 from workbench.data import ContrastPair
 from workbench.directions import (
+    refusal_candidates_and_activations,
     caa_vector_shared_prefix,
     caa_vector,
     diff_in_means,
@@ -35,6 +37,14 @@ def test_refusal_candidates_match_numpy_diff_in_means(tiny):
 
     ref = eoi_acts(harm).mean(0) - eoi_acts(safe).mean(0)
     np.testing.assert_allclose(cand.numpy(), ref, atol=1e-5)
+    # the variant that keeps the per-prompt activations: same candidates, and its last-token
+    # activations are exactly what a separate collection at "last" would return
+    cand2, h, s = refusal_candidates_and_activations(tiny, harm, safe, batch_size=3,
+                                                     progress=False)
+    torch.testing.assert_close(cand2, cand, rtol=0, atol=1e-12)
+    assert h.shape == (len(harm), tiny.n_eoi, tiny.n_layers, tiny.d_model)
+    last = collect_activations(tiny, safe, layers=[0, 2], batch_size=3, progress=False)
+    assert torch.equal(s[:, -1][:, [0, 2]], last["resid_pre"][:, 0])
 
 
 def test_caa_vector_matches_numpy_at_letter_token(any_tiny):

@@ -13,10 +13,12 @@ from workbench.directions.refusal import (
     CandidateScore,
     RefusalSelection,
     refusal_candidates,
+    refusal_candidates_and_activations,
     select_refusal_direction,
 )
 from workbench.directions.subspace import refusal_subspace
 
 __all__ = ["CandidateScore", "RefusalSelection", "caa_differences", "caa_prompts", "caa_vector",
            "caa_vector_shared_prefix", "diff_in_means", "normalize_across_behaviours", "pca_direction", "pca_of_differences",
-           "probe_direction", "refusal_candidates", "refusal_subspace", "select_refusal_direction"]
+           "probe_direction", "refusal_candidates", "refusal_candidates_and_activations",
+           "refusal_subspace", "select_refusal_direction"]

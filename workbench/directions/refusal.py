@@ -24,7 +24,7 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from workbench.activations import mean_activations
+from workbench.activations import collect_activations, mean_activations
 from workbench.errors import WorkbenchError
 from workbench.evaluation.scores import kl_divergence, last_logprobs, refusal_score
 from workbench.steering import ablate_directions, add_vector
@@ -43,6 +43,23 @@ def refusal_candidates(
     kw = dict(hooks=("resid_pre",), positions="eoi", batch_size=batch_size, progress=progress)
     return (mean_activations(model, harmful, **kw)["resid_pre"]
             - mean_activations(model, harmless, **kw)["resid_pre"])
+
+
+def refusal_candidates_and_activations(
+    model,
+    harmful: Sequence[Sequence[int]],
+    harmless: Sequence[Sequence[int]],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[Float[Tensor, "eoi layer d"], Float[Tensor, "n eoi layer d"],
+           Float[Tensor, "m eoi layer d"]]:
+    """:func:`refusal_candidates` plus the per-prompt activations they average (float32), for
+    later stages that need them (the projections figure, the residual norm, a subspace), so
+    the same forward passes are not run twice. Costs ``(n + m) x eoi x layers x d`` floats."""
+    kw = dict(hooks=("resid_pre",), positions="eoi", batch_size=batch_size, progress=progress)
+    harm = collect_activations(model, harmful, **kw)["resid_pre"]
+    safe = collect_activations(model, harmless, **kw)["resid_pre"]
+    return harm.double().mean(0) - safe.double().mean(0), harm, safe
 
 
 @dataclass

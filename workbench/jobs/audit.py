@@ -120,6 +120,7 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
         refusal_search="full" if cfg.engine == "reference" else "ordered",
         refusal_top_k=None if cfg.engine == "reference" else cfg.refusal_top_k,
         caa_shared_prefix=cfg.engine == "batched",
+        keep_activations=cfg.engine == "batched",
     )
 
 
@@ -305,9 +306,12 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     job.stage("activations")
     tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
     act_layers = sorted({sel.layer, *layers})
-    kw = dict(layers=act_layers, batch_size=cfg.batch_size, progress=False)
-    harm_all = collect_activations(model, tok(inputs.harm_train), **kw)["resid_pre"][:, 0]
-    safe_all = collect_activations(model, tok(inputs.safe_train), **kw)["resid_pre"][:, 0]
+    if directions.train_activations is not None:  # kept from the candidates' forward passes
+        harm_all, safe_all = (a[:, act_layers] for a in directions.train_activations)
+    else:
+        kw = dict(layers=act_layers, batch_size=cfg.batch_size, progress=False)
+        harm_all = collect_activations(model, tok(inputs.harm_train), **kw)["resid_pre"][:, 0]
+        safe_all = collect_activations(model, tok(inputs.safe_train), **kw)["resid_pre"][:, 0]
     ri = act_layers.index(sel.layer)
     harm_acts, safe_acts = harm_all[:, ri], safe_all[:, ri]
     resid_norms = {l: float(torch.cat([harm_all[:, i], safe_all[:, i]]).double().norm(dim=-1)

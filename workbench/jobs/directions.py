@@ -29,6 +29,7 @@ from workbench.directions import (
     caa_vector,
     caa_vector_shared_prefix,
     refusal_candidates,
+    refusal_candidates_and_activations,
     select_refusal_direction,
 )
 from workbench.directions.refusal import layer_cut
@@ -75,6 +76,7 @@ class DirectionsConfig:
     refusal_search: str = "full"
     refusal_top_k: int | None = None
     caa_shared_prefix: bool = False  # run each pair's common prefix once (float rounding only)
+    keep_activations: bool = False  # keep the train prompts' last-token activations (audit)
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
     progress: bool = True
@@ -128,6 +130,9 @@ class Directions:
     caa: dict[str, torch.Tensor]
     timings: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # input name -> {"sha256": ...}, for the header
+    # resid_pre at the last token of the harmful / harmless train prompts, [n, layer, d]
+    # float32, when computed with the candidates (not saved; None after a resume)
+    train_activations: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"refusal.candidates": self.candidates, "refusal.direction": self.selection.direction}
@@ -185,7 +190,7 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
-            "refusal_search", "refusal_top_k", "caa_shared_prefix"}
+            "refusal_search", "refusal_top_k", "caa_shared_prefix", "keep_activations"}
     return {"model": model.spec, "identity": model.identity,
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
@@ -209,7 +214,15 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
     t = time.time()
     job.stage("refusal candidates")
     candidates = ckpt.tensor("refusal.candidates") if ckpt else None
-    if candidates is None:
+    train_acts = None
+    if candidates is None and cfg.keep_activations:
+        candidates, harm, safe = refusal_candidates_and_activations(
+            model, tok(inputs.harm_train), tok(inputs.safe_train), cfg.batch_size,
+            job.inner_bars)
+        train_acts = (harm[:, -1], safe[:, -1])
+        if ckpt:
+            ckpt.save_tensor("refusal.candidates", candidates)
+    elif candidates is None:
         candidates = refusal_candidates(model, tok(inputs.harm_train), tok(inputs.safe_train),
                                         cfg.batch_size, job.inner_bars)
         if ckpt:
@@ -253,7 +266,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
             if ckpt:
                 ckpt.save_tensor(f"caa.{name}", caa[name])
     timings["caa_vectors"] = time.time() - t
-    return Directions(candidates, selection, caa, timings, inputs.files)
+    return Directions(candidates, selection, caa, timings, inputs.files, train_acts)
 
 
 def geometry_rows(directions: Directions) -> list[dict]:
