@@ -170,7 +170,18 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
     if not args.quiet:
         print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}",
               file=sys.stderr)
-    record = run(cfg)
+    if getattr(args, "ray", None) is None:
+        record = run(cfg)
+    else:
+        from workbench.distributed import RayExecutor
+
+        with RayExecutor(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                         address=args.ray or None, workers=args.ray_workers,
+                         gpus_per_worker=args.ray_gpus_per_worker) as executor:
+            if not args.quiet:
+                print(f"{name}: generating on {executor.n_workers} Ray worker(s)",
+                      file=sys.stderr)
+            record = run(cfg, executor=executor)
     print((Path(cfg.out) / "report.md").read_text())
     print(f"wrote {cfg.out} ({record['n_generations']} generations) in "
           f"{record['timings_s']['total']:.0f} s")
@@ -340,6 +351,18 @@ def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
                         "one must hold the same job and config")
 
 
+def _add_ray_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="generate on Ray workers, one model replica each (needs the "
+                        "distributed extra); no ADDRESS starts Ray on this machine, 'auto' or "
+                        "ray://HOST:10001 joins a running cluster; see docs/scaling.md")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="model replicas for --ray (default: one per GPU in the cluster, else 2)")
+    p.add_argument("--ray-gpus-per-worker", type=int, default=None, metavar="G",
+                   help="GPUs per replica for --ray (default 1 where there are GPUs); above 1 "
+                        "the model is spread over them with device_map=auto")
+
+
 def _add_common_tail(p: argparse.ArgumentParser, tokens: str) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help=f"tokens generated per answer, >= 1 (default: preset; quick {tokens})")
@@ -423,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batched (default): conditions share batches and each prompt's "
                         "instruction prefix is run once; reference: the unoptimised path, one "
                         "condition at a time (same results; for checking)")
+    _add_ray_flags(a)
     _add_common_tail(a, "24")
 
     d = command("directions", "refusal direction, CAA vectors and their cosines (no generation "

