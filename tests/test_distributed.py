@@ -107,6 +107,20 @@ def test_driver_stopped_mid_run_resumes(cluster, single, tmp_path):
     _assert_same(single, out)
 
 
+def test_cli_ray_safesteer_equals_the_single_process_run(cluster, tmp_path):
+    from workbench.jobs.safesteer import build_config as safesteer_config
+    from workbench.jobs.safesteer import run_safesteer
+
+    single, out = tmp_path / "single", tmp_path / "ray"
+    run_safesteer(safesteer_config("smoke", out=str(single), **SETTINGS))
+    assert main(["safesteer", "--preset", "smoke", "--out", str(out), "--ray",
+                 "--ray-workers", "2", "--quiet"]) == 0
+    for name in ("metrics.csv", "neurons.csv"):
+        assert (single / name).read_bytes() == (out / name).read_bytes()
+    a, b = _generations(single), _generations(out)
+    assert a.keys() == b.keys() and len(a) > 50 and all(a[k] == b[k] for k in a)
+
+
 def test_missing_ray_is_one_clear_error(monkeypatch, capsys):
     import sys
 

@@ -372,7 +372,7 @@ def test_rerun_resumes_without_regenerating(smoke, monkeypatch, tiny):
     def no_generation(*a, **k):
         raise AssertionError("a finished run must not generate again")
 
-    monkeypatch.setattr(job, "generate", no_generation)
+    monkeypatch.setattr(job, "run_local", no_generation)
     job.run_safesteer(job.build_config("smoke", out=str(smoke), progress=False), model=tiny)
     assert (smoke / "generations.jsonl").read_bytes() == before
 
@@ -494,3 +494,35 @@ def test_mcnemar_power_matches_simulation():
     assert mcnemar_power(n, up, down) == pytest.approx(hits / sims, abs=0.03)
     assert smallest_n_significant(0.30) == 19  # 6 of 19 one way: p = 2 / 2**6 = 0.031
     assert 37 < unpaired_n(0.5, 0.2) < 39
+
+
+def test_steering_spec_items_generate_as_under_the_direct_hooks(tiny):
+    """A work item with a SafeSteer spec gives the tokens ``generate_ids`` gives under the
+    steering functions called directly, for each method (what the job did before work items)."""
+    from workbench.evaluation.generation import generate_ids
+    from workbench.evaluation.work import GenerationItem, run_item
+    from workbench.safesteer.steering import (
+        add_category_vector,
+        add_neuron_vector,
+        scale_neurons,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(tiny.d_model, generator=g) * 4
+    neurons, clamp = torch.tensor([1, 5, 9]), torch.randn(3, generator=g)
+    prompts = tiny.tokenize_instructions(["Hi", "List three prime numbers.", "Write a poem."])
+    cases = [(job.SafeSteerSpec("safesteer", 1, 2.0, vector=v),
+              lambda: add_category_vector(tiny, v, 1, 2.0)),
+             (job.SafeSteerSpec("neuron_add", 1, 2.0, vector=v),
+              lambda: add_neuron_vector(tiny, v, 1, 2.0)),
+             (job.SafeSteerSpec("neuron_suppress", 2, 0.0, neurons=neurons, clamp=clamp),
+              lambda: scale_neurons(tiny, {2: neurons}, {2: clamp}, scale=0.0))]
+    plain = generate_ids(tiny, prompts, 6, 2, progress=False)
+    for spec, direct in cases:
+        with direct():
+            want = generate_ids(tiny, prompts, 6, 2, progress=False)
+        got = run_item(tiny, GenerationItem(None, prompts, [spec], 6, engine="reference",
+                                            batch_size=2))
+        assert got == [want]
+    assert any(run_item(tiny, GenerationItem(None, prompts, [s], 6, engine="reference",
+                                             batch_size=2)) != [plain] for s, _ in cases)

@@ -527,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "refusals in D_safe), unsafe, safe or none")
     s.add_argument("--relevance", default=None,
                    help="answer relevance metric: minilm (default) or tfidf")
+    _add_ray_flags(s)
     _add_common_tail(s, "48")
 
     f = command("figures", "regenerate a run directory's figures from its files", _figures,

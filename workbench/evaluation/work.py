@@ -16,9 +16,9 @@ Two engines run an item:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 from jaxtyping import Float
@@ -41,13 +41,20 @@ class Steer:
     coefficient: float
 
 
+class SteeringSpec(Protocol):
+    """Any other steering (e.g. SafeSteer's neuron scaling): a picklable description whose
+    ``context(model)`` is the hook context to generate under. Runs on the reference engine."""
+
+    def context(self, model) -> AbstractContextManager: ...
+
+
 @dataclass
 class GenerationItem:
     """Greedy answers to ``prompts`` under each of ``conditions``; ``tag`` is the planner's."""
 
     tag: object
     prompts: list[list[int]]
-    conditions: list[Steer | None]
+    conditions: list[Steer | SteeringSpec | None]
     max_new_tokens: int
     positions: str = "eoi"
     engine: str = "batched"
@@ -61,6 +68,9 @@ class GenerationItem:
 def run_item(model, item: GenerationItem) -> list[list[list[int]]]:
     """New token ids ``[condition][prompt]`` of one item (no judging: the driver judges)."""
     if item.engine == "batched":
+        if any(s is not None and not isinstance(s, Steer) for s in item.conditions):
+            raise WorkbenchError("the batched engine runs additive steering (Steer) only; "
+                                 "plan other steering specs with engine='reference'")
         conds = [{} if s is None else {s.layer: condition_delta(s.vector, s.coefficient)}
                  for s in item.conditions]
         return generate_conditions_ids(model, item.prompts, conds, item.max_new_tokens,
@@ -71,7 +81,8 @@ def run_item(model, item: GenerationItem) -> list[list[list[int]]]:
         for s in item.conditions:
             ctx = (nullcontext() if s is None else
                    add_vector(model, s.vector, layers=s.layer, coefficient=s.coefficient,
-                              positions=item.positions))
+                              positions=item.positions) if isinstance(s, Steer) else
+                   s.context(model))
             with ctx:
                 out.append(generate_ids(model, item.prompts, item.max_new_tokens,
                                         item.batch_size, progress=False))

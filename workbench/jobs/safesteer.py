@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 
 from workbench.directions import refusal_candidates, select_refusal_direction
 from workbench.errors import WorkbenchError
-from workbench.evaluation import generate
+from workbench.evaluation.work import GenerationItem, run_local
 from workbench.evaluation.judges import (
     JAILBROKEN,
     SubstringJudge,
@@ -258,22 +257,34 @@ def _train_record(item, split_name: str, response: str, labels: dict) -> dict:
 
 
 def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
-                       store: GenerationStore, judge, job: JobProgress | None = None) -> None:
-    """Greedy responses to every train prompt (unsafe and safe) that the store lacks, judged."""
+                       store: GenerationStore, judge, job: JobProgress | None = None,
+                       executor=None) -> None:
+    """Greedy responses to every train prompt (unsafe and safe) that the store lacks, judged.
+
+    ``executor`` runs the generation work items (default: in this process).
+    """
     todo = [("train_unsafe", i) for c in data.categories for i in data.train[c]]
     todo += [("train_safe", i) for i in data.safe_train]
     todo = [(s, i) for s, i in todo if f"{s}|{i.id}" not in store]
-    chunk = cfg.batch_size  # one generation batch per step: progress lines and saves stay frequent
+    chunk = cfg.batch_size  # one generation batch per item: progress lines and saves stay frequent
+    items = [GenerationItem(part, model.tokenize_instructions([i.instruction for _, i in part]),
+                            [None], cfg.response_tokens, engine="reference",
+                            batch_size=cfg.batch_size)
+             for part in (todo[s:s + chunk] for s in range(0, len(todo), chunk))]
+    if not items:
+        return
     job = job or JobProgress("safesteer", [], enabled=False)
-    for start in job.bar(range(0, len(todo), chunk), unit="batch"):
-        part = todo[start:start + chunk]
-        instructions = [i.instruction for _, i in part]
-        responses = generate(model, model.tokenize_instructions(instructions),
-                             max_new_tokens=cfg.response_tokens, batch_size=cfg.batch_size,
-                             progress=False)
+    run = executor or (lambda its: run_local(model, its))
+    for item, ids in job.bar(run(items), total=len(items), unit="batch"):
+        part, instructions = item.tag, [i.instruction for _, i in item.tag]
+        responses = _decode(model, ids[0])
         labels = judge_labels(judge, instructions, responses)
         store.append([_train_record(i, s, r, lab)
                       for (s, i), r, lab in zip(part, responses, labels)])
+
+
+def _decode(model, ids: list[list[int]]) -> list[str]:
+    return [model.tokenizer.decode(t, skip_special_tokens=True) for t in ids]
 
 
 def _compliant(rec: dict, judge_name: str) -> bool:
@@ -455,15 +466,39 @@ def geometry_rows(steer: SteeringSet, refusal: torch.Tensor, layers: list[int]) 
 # --------------------------------------------------------------------------- evaluation
 
 
-def _steer(model, cond: Condition, steer: SteeringSet):
+@dataclass(frozen=True)
+class SafeSteerSpec:
+    """One SafeSteer condition's steering, picklable for a work item (only what it needs)."""
+
+    method: str
+    layer: int
+    multiplier: float
+    vector: torch.Tensor | None = None  # safesteer, neuron_add
+    neurons: torch.Tensor | None = None  # neuron_suppress: the top neurons and their clamp
+    clamp: torch.Tensor | None = None
+
+    def context(self, model):
+        l, m = self.layer, self.multiplier
+        if self.method == "safesteer":
+            return add_category_vector(model, self.vector, l, m)
+        if self.method == "neuron_add":
+            return add_neuron_vector(model, self.vector, l, m)
+        if self.method == "neuron_suppress":
+            return scale_neurons(model, {l: self.neurons}, {l: self.clamp}, scale=m)
+        raise WorkbenchError(f"unknown SafeSteer method {self.method!r}")
+
+
+def steering_spec(cond: Condition, steer: SteeringSet) -> SafeSteerSpec | None:
+    """The steering of a condition (``None``: unsteered)."""
     c, l, m = cond.category, cond.layer, cond.multiplier
     if cond.method == "safesteer":
-        return add_category_vector(model, steer.safesteer[c][l].float(), l, m)
+        return SafeSteerSpec("safesteer", l, m, vector=steer.safesteer[c][l].float())
     if cond.method == "neuron_add":
-        return add_neuron_vector(model, steer.neuron[c][l].float(), l, m)
+        return SafeSteerSpec("neuron_add", l, m, vector=steer.neuron[c][l].float())
     if cond.method == "neuron_suppress":
-        return scale_neurons(model, {l: steer.top[(c, l)]}, {l: steer.clamp[(c, l)]}, scale=m)
-    return nullcontext()
+        return SafeSteerSpec("neuron_suppress", l, m, neurons=steer.top[(c, l)],
+                             clamp=steer.clamp[(c, l)])
+    return None
 
 
 def eval_items(cond: Condition, data: CategoryData) -> list[tuple[str, object]]:
@@ -473,36 +508,47 @@ def eval_items(cond: Condition, data: CategoryData) -> list[tuple[str, object]]:
             + [("benign", i) for i in data.safe_eval])
 
 
-def evaluate_condition(model, cfg, cond: Condition, todo, steer: SteeringSet, judge,
-                       store: GenerationStore) -> None:
-    """Generate (steered), then judge and score perplexity (unsteered), batch by batch."""
-    chunk = cfg.batch_size * 4
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        prompts = model.tokenize_instructions([i.instruction for _, i in part])
-        with _steer(model, cond, steer):
-            responses = generate(model, prompts, max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_size, progress=False)
-        ppl = response_perplexity(model, prompts, responses, batch_size=max(cfg.batch_size // 2, 1))
-        harmful = [k for k, (s, _) in enumerate(part) if s == "harmful"]
-        detail = dict(zip(harmful, judge_labels(judge, [part[k][1].instruction for k in harmful],
-                                                [responses[k] for k in harmful])))
-        recs = []
-        for k, ((split_name, item), resp) in enumerate(zip(part, responses)):
-            refusal, comp = is_refusal(resp), is_comprehensible(resp)
-            labels = detail.get(k, {})
-            label = labels.get(judge.name) or ("incomprehensible" if not comp else
-                                               "refused" if refusal else "complied")
-            recs.append({
-                "key": f"eval|{cond.key}|{split_name}|{item.id}", "split": split_name,
-                "method": cond.method, "category": cond.category, "layer": cond.layer,
-                "multiplier": cond.multiplier, "prompt_id": item.id,
-                "prompt_category": item.category, "instruction": item.instruction,
-                "response": resp, "label": label, "labels": labels, "refusal": refusal,
-                "comprehensible": comp,
-                "perplexity": ppl[k],
-            })
-        store.append(recs)
+def evaluation_items(model, cfg: SafeSteerConfig, conds: list[Condition], data: CategoryData,
+                     steer: SteeringSet, store: GenerationStore) -> list[GenerationItem]:
+    """Work items for every evaluation answer the store lacks: one condition per item (not all
+    SafeSteer steering is additive), its missing prompts in chunks of ``4 * batch_size``; an
+    item's ``tag`` is ``(condition, [(split, prompt)])``."""
+    items, chunk = [], cfg.batch_size * 4
+    for cond in conds:
+        todo = [(s, i) for s, i in eval_items(cond, data)
+                if f"eval|{cond.key}|{s}|{i.id}" not in store]
+        spec = steering_spec(cond, steer)
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            items.append(GenerationItem(
+                (cond, part), model.tokenize_instructions([i.instruction for _, i in part]),
+                [spec], cfg.max_new_tokens, engine="reference", batch_size=cfg.batch_size))
+    return items
+
+
+def evaluate_condition(model, cfg, cond: Condition, part, prompts: list[list[int]],
+                       responses: list[str], judge, store: GenerationStore) -> None:
+    """Judge and score the perplexity (unsteered) of one batch of a condition's answers."""
+    ppl = response_perplexity(model, prompts, responses, batch_size=max(cfg.batch_size // 2, 1))
+    harmful = [k for k, (s, _) in enumerate(part) if s == "harmful"]
+    detail = dict(zip(harmful, judge_labels(judge, [part[k][1].instruction for k in harmful],
+                                            [responses[k] for k in harmful])))
+    recs = []
+    for k, ((split_name, item), resp) in enumerate(zip(part, responses)):
+        refusal, comp = is_refusal(resp), is_comprehensible(resp)
+        labels = detail.get(k, {})
+        label = labels.get(judge.name) or ("incomprehensible" if not comp else
+                                           "refused" if refusal else "complied")
+        recs.append({
+            "key": f"eval|{cond.key}|{split_name}|{item.id}", "split": split_name,
+            "method": cond.method, "category": cond.category, "layer": cond.layer,
+            "multiplier": cond.multiplier, "prompt_id": item.id,
+            "prompt_category": item.category, "instruction": item.instruction,
+            "response": resp, "label": label, "labels": labels, "refusal": refusal,
+            "comprehensible": comp,
+            "perplexity": ppl[k],
+        })
+    store.append(recs)
 
 
 def vector_info(steer: SteeringSet, refusal: torch.Tensor, layers: list[int]) -> dict:
@@ -531,10 +577,12 @@ OVERLAP_FIELDS = ["category_a", "category_b", "shared", "jaccard"]
 GEOMETRY_FIELDS = ["kind", "layer", "a", "b", "cosine"]
 
 
-def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
+def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     """Run (or resume) a SafeSteer job and write every file of the run directory.
 
     ``model`` may be a loaded :class:`WorkbenchModel` of ``cfg.model`` (notebooks, tests).
+    ``executor`` runs the generation work items (default: in this process; Ray workers:
+    :mod:`workbench.distributed`); this process alone judges and writes the answers.
     """
     t0 = time.time()
     job = JobProgress("safesteer", SAFESTEER_STAGES, enabled=cfg.progress,
@@ -575,7 +623,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
     t = time.time()
     job.stage("train responses")
     if cfg.text == "prompt_response":
-        training_responses(model, cfg, data, store, judge, job)
+        training_responses(model, cfg, data, store, judge, job, executor)
     timings["train_responses"] = time.time() - t
 
     t = time.time()
@@ -614,11 +662,12 @@ def run_safesteer(cfg: SafeSteerConfig, model=None) -> dict:
 
     t = time.time()
     job.stage("evaluation")
-    for cond in job.bar(conds, unit="cond"):
-        todo = [(s, i) for s, i in eval_items(cond, data)
-                if f"eval|{cond.key}|{s}|{i.id}" not in store]
-        if todo:
-            evaluate_condition(model, cfg, cond, todo, steer, judge, store)
+    items = evaluation_items(model, cfg, conds, data, steer, store)
+    run = executor or (lambda its: run_local(model, its))
+    for item, ids in job.bar(run(items) if items else [], total=len(items), unit="batch"):
+        cond, part = item.tag
+        evaluate_condition(model, cfg, cond, part, item.prompts, _decode(model, ids[0]), judge,
+                           store)
     timings["evaluation"] = time.time() - t
 
     t = time.time()
