@@ -68,7 +68,8 @@ class RayExecutor:
     Use as a context manager, or call :meth:`close`, to release the actors.
     """
 
-    def __init__(self, model: str, *, trust_remote_code: bool = False, address: str | None = None, workers: int | None = None,
+    def __init__(self, model: str, *, trust_remote_code: bool = False,
+                 address: str | None = None, workers: int | None = None,
                  gpus_per_worker: int | None = None, max_restarts: int = 3):
         ray = import_ray()
         if workers is not None and workers < 1:
