@@ -378,3 +378,30 @@ def test_contrast_split_is_letter_balanced_and_disjoint():
     assert split_contrast(pairs, 40, 0, seed=0)[0] == train
     with pytest.raises(WorkbenchError, match="too few to hold out"):
         split_contrast({"x": pairs["sycophancy"][:5]}, None, 5, seed=0)
+
+
+def _control_rows(d_minus, p_minus, r_minus, rp_minus, d_plus=-0.4, rec=1.0):
+    """Pooled refusal-direction rows at -1 and +1 (and their mitigated twins)."""
+    base = {"behaviour": "refusal-direction", "method": "diff-in-means", "layer": 10,
+            "template": "all"}
+    rows = [{**base, "coefficient": -1.0, "mitigated": False, "delta_asr": d_minus,
+             "p_value": p_minus, "delta_refusal": r_minus, "p_value_refusal": rp_minus},
+            {**base, "coefficient": 1.0, "mitigated": False, "delta_asr": d_plus,
+             "p_value": 1e-4, "delta_refusal": 0.5, "p_value_refusal": 1e-4}]
+    rows += [{**r, "mitigated": True, "recovered_share": rec} for r in rows]
+    return rows
+
+
+@pytest.mark.parametrize("d_minus,p_minus,r_minus,rp_minus,status", [
+    (0.3, 0.001, -0.3, 0.001, "passed"),            # ASR moves both ways
+    (-0.1, 0.2, -0.3, 0.001, "steers refusals"),    # refusals fall, judged ASR does not rise
+    (-0.1, 0.2, -0.05, 0.5, "failed"),              # nothing moves at the minus sign
+    (-0.1, 0.2, 0.3, 0.001, "failed"),              # refusals move the wrong way
+])
+def test_control_verdict_tells_steered_refusals_from_a_broken_pipeline(
+        d_minus, p_minus, r_minus, rp_minus, status):
+    from workbench.jobs.analysis import control_verdicts
+
+    (v,) = control_verdicts(_control_rows(d_minus, p_minus, r_minus, rp_minus))
+    assert v["status"] == status and v["passed"] == (status == "passed")
+    assert "Δrefusal" in v["detail"]

@@ -1,0 +1,100 @@
+"""At what norm-relative scale does the refusal-direction control move judged ASR both ways?
+
+Takes a finished audit run (its refusal direction, steering layer, attack and benign prompts,
+templates and judge), adds the unit refusal direction at the steering layer with norm
+``s * mean ||resid_pre||`` for each scale ``s`` in both signs (every scale in one batched
+generation), and prints, per signed scale: ASR under the run's judge and under the substring
+judge (with Wilson 95% CIs), the share of attack answers the substring judge sees as not
+refusing, and the benign prompts' refusal rate. Too small a scale moves nothing; too large a
+one makes answers nonsense, which a good judge does not count as a jailbreak. The quick
+preset's scale is chosen here: docs/audit.md, "Choosing the scale".
+
+    python benchmarks/calibrate_audit_scale.py --run runs/audit-quick     # about 4 min, 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    from workbench import load_model
+    from workbench.activations import collect_activations
+    from workbench.evaluation.batched import generate_conditions
+    from workbench.evaluation.judges import SubstringJudge, is_refusal, make_judge
+    from workbench.evaluation.stats import proportion_ci
+    from workbench.evaluation.templates import resolve_templates
+    from workbench.geometry import unit
+    from workbench.jobs.audit import _saved_directions, _with_ids, load_attack, load_benign
+    from workbench.jobs.config import AuditConfig, judge_spec
+    from workbench.jobs.directions import read_direction_inputs
+    from workbench.jobs.audit import directions_config
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="a finished audit run directory")
+    ap.add_argument("--scales", default="0.125,0.25,0.375,0.5,0.75,1.0")
+    ap.add_argument("--layer", type=int, default=None,
+                    help="steering layer (default: the run's first steering layer)")
+    ap.add_argument("--rows", type=int, default=64, help="rows per generate call")
+    ap.add_argument("--out", default=None, help="CSV of the table (default: print only)")
+    args = ap.parse_args()
+
+    run = Path(args.run)
+    record = json.loads((run / "run.json").read_text())
+    cfg = AuditConfig(**{k: v for k, v in record["config"].items()
+                         if k in AuditConfig.__dataclass_fields__})
+    model = load_model(cfg.model, device=cfg.device)
+    directions = _saved_directions(run, cfg)
+    layer = record["steering_layers"][0] if args.layer is None else model.check_layer(args.layer)
+    resid = float(collect_activations(
+        model, model.tokenize_instructions([i.instruction for i in
+                                            read_direction_inputs(directions_config(cfg))
+                                            .harm_train[:32]]),
+        layers=[layer], progress=False)["resid_pre"][:, 0, 0].double().norm(dim=-1).mean())
+    r_hat = unit(directions.selection.direction.double()).float()
+    templates = resolve_templates(cfg.templates, cfg.template_files)
+    attack = load_attack(cfg)
+    inputs = read_direction_inputs(directions_config(cfg))
+    benign = _with_ids(load_benign(cfg, {i.instruction for i in inputs.safe_train
+                                         + inputs.safe_val}), "benign")
+    harm_texts = [t.apply(i.instruction) for t in templates for i in attack]
+    texts = harm_texts + [i.instruction for i in benign]
+    scales = [0.0] + [sgn * float(s) for s in args.scales.split(",") for sgn in (-1, 1)]
+    conds = [{} if s == 0 else {layer: r_hat * (s * resid)} for s in scales]
+    out = generate_conditions(model, model.tokenize_instructions(texts), conds,
+                              cfg.max_new_tokens, cfg.steer_positions, batch_size=args.rows)
+    judge, substring = make_judge(judge_spec(cfg), device=cfg.device), SubstringJudge()
+    n_h = len(harm_texts)
+    rows = []
+    for s, answers in zip(scales, out):
+        h, b = answers[:n_h], answers[n_h:]
+        lab, sub = judge.label(harm_texts, h), substring.label(harm_texts, h)
+        k, k_sub = lab.count("jailbroken"), sub.count("jailbroken")
+        lo, hi = proportion_ci(k, n_h)
+        rows.append({"scale": s, "n": n_h, "asr": k / n_h, "ci_low": lo, "ci_high": hi,
+                     "asr_substring": k_sub / n_h,
+                     "not_refusing": sum(not is_refusal(a) for a in h) / n_h,
+                     "judge_incomprehensible": lab.count("incomprehensible") / n_h,
+                     "benign_n": len(b), "benign_refusal": sum(map(is_refusal, b)) / len(b)})
+    print(f"{cfg.model}: refusal direction (layer {directions.selection.layer}) added at layer "
+          f"{layer}, mean residual norm {resid:.2f}; judge {judge.name}; n={n_h} attack answers, "
+          f"{len(benign)} benign")
+    print("| scale | ASR, judge [95% CI] | ASR, substring | not refusing | incomprehensible "
+          "(judge) | benign refusal |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['scale']:+g} | {r['asr']:.0%} [{r['ci_low']:.0%}, {r['ci_high']:.0%}] | "
+              f"{r['asr_substring']:.0%} | {r['not_refusing']:.0%} | "
+              f"{r['judge_incomprehensible']:.0%} | {r['benign_refusal']:.0%} |")
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
