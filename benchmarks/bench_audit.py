@@ -54,7 +54,12 @@ def top2_gap(model, prompt, vector, layer, coefficient, positions, step, max_new
 def main() -> None:
     from workbench import load_model
     from workbench.directions import caa_vector, refusal_candidates, select_refusal_direction
-    from workbench.evaluation.batched import condition_delta, generate_conditions_ids
+    from workbench.evaluation.batched import (
+        condition_delta,
+        eos_ids,
+        generate_conditions_ids,
+        until_eos,
+    )
     from workbench.evaluation.generation import generate_ids
     from workbench.evaluation.templates import resolve_templates
     from workbench.geometry import remove_projection
@@ -132,6 +137,8 @@ def main() -> None:
 
     batched_conds = [{} if v is None else {l: condition_delta(v, c)} for v, l, c in conds]
     ref, timings["generation_reference"] = _time(reference)
+    eos = eos_ids(model)  # generate pads finished rows; the batched path stops at the end
+    ref = [[until_eos(t, eos) for t in per_cond] for per_cond in ref]
     got, timings["generation_batched"] = _time(lambda: generate_conditions_ids(
         model, prompts, batched_conds, cfg.max_new_tokens, cfg.steer_positions,
         batch_size=args.rows, progress=False))

@@ -10,6 +10,7 @@ from workbench.evaluation.batched import (
     condition_delta,
     generate_conditions,
     generate_conditions_ids,
+    until_eos,
 )
 from workbench.evaluation.generation import generate_ids
 from workbench.geometry import remove_projection
@@ -39,14 +40,17 @@ def reference_eoi(tiny, setup):
 
 
 def _reference(model, prompts, conds, positions, max_new_tokens=6, batch_size=3):
+    """Per-condition ``generate``, each answer cut after its end-of-sequence token (generate
+    pads finished rows to the batch's longest; the multi-condition path does not)."""
+    eos = {model.tokenizer.eos_token_id}
     out = []
     for v, layer, c in conds:
         if v is None:
-            out.append(generate_ids(model, prompts, max_new_tokens, batch_size, progress=False))
+            ids = generate_ids(model, prompts, max_new_tokens, batch_size, progress=False)
         else:
             with add_vector(model, v, layers=layer, coefficient=c, positions=positions):
-                out.append(generate_ids(model, prompts, max_new_tokens, batch_size,
-                                        progress=False))
+                ids = generate_ids(model, prompts, max_new_tokens, batch_size, progress=False)
+        out.append([until_eos(t, eos) for t in ids])
     return out
 
 
@@ -142,3 +146,29 @@ def test_last_logprobs_conditions_match_one_condition_at_a_time(tiny, setup, bat
     assert (got[1] - got[0]).abs().max() > 1e-3
     with pytest.raises(WorkbenchError, match="changes the prefix"):
         last_logprobs_conditions(tiny, prompts, _as_conditions(conds), tokens, "all")
+
+
+def test_finished_rows_leave_the_batch_and_the_rest_match_generate(tiny, setup):
+    """Rows that end early are dropped mid-decode; every answer still equals generate's (cut at
+    its end-of-sequence token). The tiny model is made to end some answers early by steering
+    a large vector at one layer and treating a frequent token as end-of-sequence."""
+    prompts, conds = setup
+    eos_before = tiny.hf_model.generation_config.eos_token_id
+    ref = _reference(tiny, prompts, conds, "eoi", max_new_tokens=12)
+    counts = {}
+    for per_cond in ref:
+        for t in per_cond:
+            for tok in t[1:-1]:
+                counts[tok] = counts.get(tok, 0) + 1
+    frequent = max(counts, key=counts.get)
+    try:
+        tiny.hf_model.generation_config.eos_token_id = [eos_before, frequent]
+        eos = {eos_before, frequent}
+        got = generate_conditions_ids(tiny, prompts, _as_conditions(conds), 12, "eoi",
+                                      batch_size=64, progress=False)
+        want = [[until_eos(t, eos) for t in per_cond] for per_cond in ref]
+        lengths = {len(t) for per_cond in got for t in per_cond}
+        assert len(lengths) > 1  # some rows did end early
+        assert got == want
+    finally:
+        tiny.hf_model.generation_config.eos_token_id = eos_before

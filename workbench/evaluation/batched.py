@@ -84,7 +84,8 @@ def generate_conditions_ids(
     progress: bool = True,
     **generate_kwargs,
 ) -> list[list[list[int]]]:
-    """New token ids ``[condition][prompt]`` of greedy generation under each condition.
+    """New token ids ``[condition][prompt]`` of greedy generation under each condition, each
+    up to and including its end-of-sequence token (no padding).
 
     ``batch_size`` is the number of rows (condition x prompt) per ``generate`` call;
     ``prompt_batch`` the number of prompts whose prefixes are run together (default: enough
@@ -116,15 +117,85 @@ def generate_conditions_ids(
             part = pairs[s:s + batch_size]
             rows = torch.tensor([p for _, p in part], device=ids.device)
             deltas = _row_deltas(model, conditions, [c for c, _ in part])
-            kw = dict(gen_kw)
-            if cache is not None:
-                kw["past_key_values"] = select_cache_rows(cache, rows)
-            with add_row_vectors(model, deltas, positions), torch.inference_mode():
-                res = model.hf_model.generate(input_ids=ids.index_select(0, rows),
-                                              attention_mask=mask.index_select(0, rows), **kw)
-            new = res[:, ids.shape[1]:]
+            rows_cache = select_cache_rows(cache, rows) if cache is not None else None
+            if not generate_kwargs:
+                new = greedy_rows(model, ids.index_select(0, rows), mask.index_select(0, rows),
+                                  rows_cache, deltas, positions, n_eoi, max_new_tokens)
+            else:  # anything beyond greedy: Hugging Face generate, every row to the end
+                kw = dict(gen_kw)
+                if rows_cache is not None:
+                    kw["past_key_values"] = rows_cache
+                with add_row_vectors(model, deltas, positions), torch.inference_mode():
+                    res = model.hf_model.generate(input_ids=ids.index_select(0, rows),
+                                                  attention_mask=mask.index_select(0, rows),
+                                                  **kw)
+                new = [until_eos(t, eos_ids(model)) for t in res[:, ids.shape[1]:].tolist()]
             for row, (c, p) in enumerate(part):
-                out[c][chunk[p]] = new[row].tolist()
+                out[c][chunk[p]] = new[row]
+    return out
+
+
+def eos_ids(model) -> set[int]:
+    """The token ids that end generation (the model's generation config, else the tokenizer)."""
+    eos = model.hf_model.generation_config.eos_token_id
+    if eos is None:
+        eos = model.tokenizer.eos_token_id
+    return set(eos) if isinstance(eos, (list, tuple)) else {eos}
+
+
+def until_eos(tokens: Sequence[int], eos: set[int]) -> list[int]:
+    """``tokens`` up to and including the first end-of-sequence token (padding after it cut)."""
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return list(tokens[:i + 1])
+    return list(tokens)
+
+
+def greedy_rows(
+    model,
+    ids: Tensor,
+    mask: Tensor,
+    cache: DynamicCache | None,
+    deltas: dict[int, Tensor],
+    positions: str,
+    n_eoi: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """Greedy decoding of a batch of rows, each with its own steering row, that drops a row
+    from the batch as soon as it ends (``generate`` keeps running finished rows, padded, until
+    the longest ends). New tokens per row, up to and including its end-of-sequence token.
+
+    ``cache`` holds the rows' prefixes (all but the last ``n_eoi`` tokens); without it the
+    whole prompt runs in the first step. Each step is the forward ``generate`` makes (same
+    inputs, positions and mask) followed by an argmax, so the tokens equal ``generate``'s up
+    to float rounding from the changing batch.
+    """
+    eos = torch.tensor(sorted(eos_ids(model)), device=ids.device)
+    position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    start = ids.shape[1] - n_eoi if cache is not None else 0
+    step_ids, step_pos = ids[:, start:], position_ids[:, start:]
+    cache = cache if cache is not None else DynamicCache()
+    alive = torch.arange(ids.shape[0], device=ids.device)
+    out: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    for step in range(max_new_tokens):
+        live = {l: d.index_select(0, alive.cpu()) for l, d in deltas.items()}
+        with add_row_vectors(model, live, positions), torch.inference_mode():
+            logits = model.hf_model(input_ids=step_ids, attention_mask=mask,
+                                    position_ids=step_pos, past_key_values=cache,
+                                    use_cache=True, logits_to_keep=1).logits[:, -1]
+        nxt = logits.float().argmax(-1)
+        for r, t in zip(alive.tolist(), nxt.tolist()):
+            out[r].append(t)
+        keep = ~torch.isin(nxt, eos)
+        if step == max_new_tokens - 1 or not keep.any():
+            break
+        if not keep.all():
+            idx = keep.nonzero().squeeze(1)
+            cache = select_cache_rows(cache, idx)
+            alive, mask, nxt = alive[idx], mask[idx], nxt[idx]
+            step_pos = step_pos[idx]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        step_ids, step_pos = nxt[:, None], step_pos[:, -1:] + 1
     return out
 
 
