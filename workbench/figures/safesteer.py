@@ -156,7 +156,8 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
 
     Uses the rows pooled over categories (``category = all``) where the run wrote them, else
     the mean over categories. The unsteered unsafe rate and relevance are dashed grey lines;
-    ``neuron_suppress`` is plotted against its scale.
+    ``neuron_suppress`` is plotted against its scale. Methods are dodged slightly along x so
+    equal rates at one multiplier stay visible (the hover shows the true multiplier).
     """
     df = _require(metrics, ["method", "layer", "multiplier", "split", "unsafe_rate",
                             "refusal_rate", "relevance", "rouge_l"], "metrics.csv")
@@ -172,19 +173,26 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
     steered = df[df["method"] != "none"].copy()
     steered["layer"] = steered["layer"].astype(float).astype(int)
     multi = steered["layer"].nunique() > 1
-    for (method, layer), g in steered.groupby(["method", "layer"], sort=False):
+    groups = list(steered.groupby(["method", "layer"], sort=False))
+    # methods that share a multiplier and a rate would hide each other: dodge them along x
+    xs_all = steered["multiplier"].astype(float)
+    width = 0.04 * max(float(xs_all.max() - xs_all.min()) if len(xs_all) else 0.0, 1.0)
+    for i, ((method, layer), g) in enumerate(groups):
         g = g.groupby("multiplier")[keys].mean()
         name = f"{method} L{layer}" if multi else method
         line_color = METHOD_COLORS.get(method, color(0))
+        m = g.index.astype(float)
         for key, col, dash, legend in (("unsafe_rate", 1, "solid", True),
                                        ("refusal_rate", 1, "dot", False),
                                        ("rouge_l", 2, "solid", False),
                                        ("relevance", 2, "dot", False)):
             fig.add_trace(go.Scatter(
-                x=g.index.astype(float), y=g[key].astype(float) * scale[key],
-                mode="lines+markers", name=name, legendgroup=name, showlegend=legend,
-                line=dict(color=line_color, dash=dash, width=3), marker=dict(size=9),
-                hovertemplate=f"<b>{name}</b><br>m %{{x:g}}<br>{key} %{{y:.3g}}<extra></extra>",
+                x=m + (i - (len(groups) - 1) / 2) * width, y=g[key].astype(float) * scale[key],
+                customdata=m, mode="lines+markers", name=name, legendgroup=name,
+                showlegend=legend, line=dict(color=line_color, dash=dash, width=3),
+                marker=dict(size=9),
+                hovertemplate=(f"<b>{name}</b><br>m %{{customdata:g}}<br>{key} %{{y:.3g}}"
+                               "<extra></extra>"),
             ), row=1, col=col)
     # the unsteered values as dashed reference lines across the multipliers, in the legend
     xs = steered["multiplier"].astype(float)
