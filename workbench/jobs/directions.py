@@ -215,16 +215,14 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
     job.stage("refusal candidates")
     candidates = ckpt.tensor("refusal.candidates") if ckpt else None
     train_acts = None
-    if candidates is None and cfg.keep_activations:
-        candidates, harm, safe = refusal_candidates_and_activations(
-            model, tok(inputs.harm_train), tok(inputs.safe_train), cfg.batch_size,
-            job.inner_bars)
-        train_acts = (harm[:, -1], safe[:, -1])
-        if ckpt:
-            ckpt.save_tensor("refusal.candidates", candidates)
-    elif candidates is None:
-        candidates = refusal_candidates(model, tok(inputs.harm_train), tok(inputs.safe_train),
-                                        cfg.batch_size, job.inner_bars)
+    if candidates is None:
+        args = (model, tok(inputs.harm_train), tok(inputs.safe_train), cfg.batch_size,
+                job.inner_bars)
+        if cfg.keep_activations:
+            candidates, harm, safe = refusal_candidates_and_activations(*args)
+            train_acts = (harm[:, -1], safe[:, -1])
+        else:
+            candidates = refusal_candidates(*args)
         if ckpt:
             ckpt.save_tensor("refusal.candidates", candidates)
     timings["refusal_candidates"] = time.time() - t
