@@ -1,5 +1,7 @@
 """Shared-prefix, multi-condition generation equals the per-condition reference path."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -172,3 +174,34 @@ def test_finished_rows_leave_the_batch_and_the_rest_match_generate(tiny, setup):
         assert got == want
     finally:
         tiny.hf_model.generation_config.eos_token_id = eos_before
+
+
+def test_common_prefix_length_leaves_the_asked_tail():
+    from workbench.evaluation.batched import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3]], keep=2) == 1
+    assert common_prefix_length([[7, 1], [8, 1]]) == 0
+
+
+@pytest.mark.parametrize("hooked", ["none", "ablate", "add_all"])
+def test_shared_prefix_logprobs_equal_full_forward(tiny, hooked):
+    """The system turn run once gives the full forward's next-token log-probs, unhooked, under
+    directional ablation and under an all-position addition (prompts of different lengths, so
+    the rest of each prompt is padded between prefix and tokens)."""
+    from workbench.evaluation.batched import common_prefix_length, last_logprobs_shared_prefix
+    from workbench.evaluation.scores import last_logprobs
+    from workbench.steering import ablate_directions
+
+    prompts = tiny.tokenize_instructions(
+        [i.instruction for i in embedded_instructions("harmful")[:7]])
+    assert len({len(p) for p in prompts}) > 1
+    assert common_prefix_length(prompts, keep=tiny.n_eoi + 1) > 0  # the test shares something
+    ops = {"none": lambda: contextlib.nullcontext(),
+           "ablate": lambda: ablate_directions(tiny, _vec(tiny, 3)),
+           "add_all": lambda: add_vector(tiny, _vec(tiny, 4), layers=1, positions="all")}
+    with ops[hooked]():
+        want = last_logprobs(tiny, prompts, batch_size=3)
+        got = last_logprobs_shared_prefix(tiny, prompts, batch_size=3)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(want, last_logprobs(tiny, prompts)) or hooked == "none"

@@ -45,6 +45,12 @@ def test_refusal_candidates_match_numpy_diff_in_means(tiny):
     assert h.shape == (len(harm), tiny.n_eoi, tiny.n_layers, tiny.d_model)
     last = collect_activations(tiny, safe, layers=[0, 2], batch_size=3, progress=False)
     assert torch.equal(s[:, -1][:, [0, 2]], last["resid_pre"][:, 0])
+    # the system turn run once: the same candidates and activations up to float rounding
+    cand3, h3, s3 = refusal_candidates_and_activations(tiny, harm, safe, batch_size=3,
+                                                       progress=False, share_prefix=True)
+    np.testing.assert_allclose(cand3.numpy(), ref, atol=1e-5)
+    torch.testing.assert_close(h3, h, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(s3, s, rtol=1e-4, atol=1e-5)
 
 
 def test_caa_vector_matches_numpy_at_letter_token(any_tiny):

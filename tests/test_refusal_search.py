@@ -83,3 +83,17 @@ def test_top_k_scores_at_most_k_and_picks_among_them(tiny, searched):
     with pytest.raises(WorkbenchError, match="top_k is 0"):
         select_refusal_direction(tiny, cand, harm_val, safe_val, search="ordered", top_k=0,
                                  progress=False)
+
+
+def test_shared_prefix_scores_every_candidate_within_rounding(tiny, searched):
+    """Running the system turn once per forward changes each candidate's scores by float
+    rounding only, so the full search with it keeps the same pick."""
+    cand, harm_val, safe_val, full = searched
+    shared = select_refusal_direction(tiny, cand, harm_val, safe_val, kl_threshold=math.inf,
+                                      induce_threshold=-math.inf, positions=[-2, -1],
+                                      batch_size=4, progress=False, share_prefix=True)
+    assert (shared.position, shared.layer) == (full.position, full.layer)
+    for s, ref in zip(shared.scores, full.scores):
+        assert (s.position, s.layer) == (ref.position, ref.layer)
+        for a, b in ((s.bypass, ref.bypass), (s.induce, ref.induce), (s.kl, ref.kl)):
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-5)

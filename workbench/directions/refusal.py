@@ -26,6 +26,11 @@ from tqdm.auto import tqdm
 
 from workbench.activations import collect_activations, mean_activations
 from workbench.errors import WorkbenchError
+from workbench.evaluation.batched import (
+    common_prefix_length,
+    forwards_after_prefix,
+    last_logprobs_shared_prefix,
+)
 from workbench.evaluation.scores import kl_divergence, last_logprobs, refusal_score
 from workbench.steering import ablate_directions, add_vector
 
@@ -51,15 +56,47 @@ def refusal_candidates_and_activations(
     harmless: Sequence[Sequence[int]],
     batch_size: int = 16,
     progress: bool = True,
+    share_prefix: bool = False,
 ) -> tuple[Float[Tensor, "eoi layer d"], Float[Tensor, "n eoi layer d"],
            Float[Tensor, "m eoi layer d"]]:
     """:func:`refusal_candidates` plus the per-prompt activations they average (float32), for
     later stages that need them (the projections figure, the residual norm, a subspace), so
-    the same forward passes are not run twice. Costs ``(n + m) x eoi x layers x d`` floats."""
-    kw = dict(hooks=("resid_pre",), positions="eoi", batch_size=batch_size, progress=progress)
-    harm = collect_activations(model, harmful, **kw)["resid_pre"]
-    safe = collect_activations(model, harmless, **kw)["resid_pre"]
+    the same forward passes are not run twice. Costs ``(n + m) x eoi x layers x d`` floats.
+
+    ``share_prefix`` runs the tokens every prompt starts with (the chat template's system
+    turn) once (:func:`eoi_resid_pre_shared_prefix`): float rounding only."""
+    if share_prefix:
+        harm, safe = (eoi_resid_pre_shared_prefix(model, p, batch_size)
+                      for p in (harmful, harmless))
+    else:
+        kw = dict(hooks=("resid_pre",), positions="eoi", batch_size=batch_size,
+                  progress=progress)
+        harm = collect_activations(model, harmful, **kw)["resid_pre"]
+        safe = collect_activations(model, harmless, **kw)["resid_pre"]
     return harm.double().mean(0) - safe.double().mean(0), harm, safe
+
+
+def eoi_resid_pre_shared_prefix(
+    model, prompts: Sequence[Sequence[int]], batch_size: int = 16
+) -> Float[Tensor, "n eoi layer d"]:
+    """``resid_pre`` of every layer at the eoi positions (float32, CPU), with the tokens every
+    prompt starts with run once and their KV cache copied to each row.
+
+    ``hidden_states[l]`` of the Hugging Face model is ``resid_pre`` of block ``l``. No hooks
+    may be active: they would see the prefix and the rest as two calls. Equal to
+    ``collect_activations(..., positions="eoi")`` up to float rounding.
+    """
+    n_eoi = model.n_eoi
+    n = common_prefix_length(prompts, keep=n_eoi)
+    if n == 0:
+        return collect_activations(model, prompts, hooks=("resid_pre",), positions="eoi",
+                                   batch_size=batch_size, progress=False)["resid_pre"]
+    out = torch.empty(len(prompts), n_eoi, model.n_layers, model.d_model)
+    for start, o in forwards_after_prefix(model, prompts, n, batch_size,
+                                          output_hidden_states=True):
+        out[start:start + len(o.hidden_states[0])] = torch.stack(
+            [h[:, -n_eoi:] for h in o.hidden_states[:model.n_layers]], 2).float().cpu()
+    return out
 
 
 @dataclass
@@ -147,6 +184,7 @@ def select_refusal_direction(
     progress: bool = True,
     search: str = "full",
     top_k: int | None = None,
+    share_prefix: bool = False,
     done: Mapping[tuple[int, int], CandidateScore] | None = None,
     on_score: Callable[[CandidateScore], None] | None = None,
 ) -> RefusalSelection:
@@ -168,6 +206,11 @@ def select_refusal_direction(
     candidate further down the bypass order passes every filter (the selection's scores show
     which were scored).
 
+    ``share_prefix`` runs the validation prompts' common prefix (the chat template's system
+    turn) once per forward instead of once per prompt
+    (:func:`workbench.evaluation.batched.last_logprobs_shared_prefix`): the scores change by
+    float rounding only, and every forward here is one the prefix sharing is exact for.
+
     ``done`` holds scores already computed, by (position, layer), and ``on_score`` is called
     with each new score (to checkpoint it); both searches use them.
     """
@@ -179,10 +222,11 @@ def select_refusal_direction(
     cut = layer_cut(n_layers, max_layer_frac)
     layers = [l for l in (range(n_layers) if layers is None else layers) if l < cut]
     positions = list(range(n_eoi)) if positions is None else [p % n_eoi for p in positions]
+    logprobs = last_logprobs_shared_prefix if share_prefix else last_logprobs
     rid = model.refusal_token_ids
     n_harm = len(harmful_val)
-    base_harmless = last_logprobs(model, harmless_val, batch_size)
-    base_harmful = last_logprobs(model, harmful_val, batch_size)
+    base_harmless = logprobs(model, harmless_val, batch_size)
+    base_harmful = logprobs(model, harmful_val, batch_size)
     baseline = {
         "harmful_refusal_score": float(refusal_score(base_harmful, rid).mean()),
         "harmless_refusal_score": float(refusal_score(base_harmless, rid).mean()),
@@ -192,9 +236,9 @@ def select_refusal_direction(
     def score(p: int, l: int) -> CandidateScore:
         r = candidates[p, l].float()
         with ablate_directions(model, r):
-            ablated = last_logprobs(model, [*harmful_val, *harmless_val], batch_size)
+            ablated = logprobs(model, [*harmful_val, *harmless_val], batch_size)
         with add_vector(model, r, layers=l, coefficient=1.0, positions="all"):
-            induced = last_logprobs(model, harmless_val, batch_size)
+            induced = logprobs(model, harmless_val, batch_size)
         bypass, induce, kl = candidate_scores(rid, base_harmless, ablated[:n_harm],
                                               ablated[n_harm:], induced)
         reason = discard_reason(l, bypass, induce, kl, cut, kl_threshold, induce_threshold)
@@ -219,7 +263,7 @@ def select_refusal_direction(
         rough = {}
         for p, l in grid:
             with ablate_directions(model, candidates[p, l].float()):
-                rough[p, l] = float(refusal_score(last_logprobs(model, harmful_val, batch_size),
+                rough[p, l] = float(refusal_score(logprobs(model, harmful_val, batch_size),
                                                   rid).mean())
         nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
         full: dict[tuple[int, int], CandidateScore] = {}

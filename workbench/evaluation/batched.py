@@ -16,7 +16,7 @@ unsteered baseline).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -48,6 +48,62 @@ def prefill_cache(model, ids: Tensor, mask: Tensor) -> DynamicCache:
         out = model.hf_model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                              use_cache=True, logits_to_keep=1)
     return out.past_key_values
+
+
+def common_prefix_length(prompts: Sequence[Sequence[int]], keep: int = 1) -> int:
+    """Leading tokens shared by every prompt, leaving at least ``keep`` tokens of each."""
+    n, first = 0, prompts[0]
+    limit = min(len(p) for p in prompts) - keep
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+def forwards_after_prefix(
+    model, prompts: Sequence[Sequence[int]], n_prefix: int, batch_size: int = 16, **kwargs
+) -> Iterator[tuple[int, object]]:
+    """Run ``prompts`` through the base model (no output head), their first ``n_prefix``
+    tokens (the same in every prompt) once: yields ``(start, output)`` per batch of the rest.
+
+    The prefix runs as one row and its KV cache is copied to every batch row; the rest of each
+    prompt is left-padded after it, so the last token sits in the last column. Active hooks
+    see the prefix and the rest as two calls. ``kwargs`` go to the model
+    (``output_hidden_states=True``).
+    """
+    prefix = torch.as_tensor([list(prompts[0][:n_prefix])], device=model.device)
+    cache = prefill_cache(model, prefix, torch.ones_like(prefix))
+    for start in range(0, len(prompts), batch_size):
+        ids, mask = model.pad([list(p[n_prefix:]) for p in prompts[start:start + batch_size]])
+        full = torch.cat([torch.ones_like(mask[:, :1]).expand(-1, n_prefix), mask], 1)
+        position_ids = (full.cumsum(-1) - 1)[:, n_prefix:].masked_fill(mask == 0, 0)
+        rows = torch.zeros(len(ids), dtype=torch.long, device=ids.device)
+        with torch.inference_mode():
+            yield start, model.hf_model.model(
+                input_ids=ids, attention_mask=full, position_ids=position_ids,
+                past_key_values=select_cache_rows(cache, rows), use_cache=True, **kwargs)
+
+
+def last_logprobs_shared_prefix(
+    model, prompts: Sequence[Sequence[int]], batch_size: int = 16
+) -> Float[Tensor, "n vocab"]:
+    """:func:`workbench.evaluation.scores.last_logprobs`, with the tokens every prompt starts
+    with (a chat template's system turn: over half of a short chat prompt) run once
+    (:func:`forwards_after_prefix`).
+
+    Active hooks apply to both calls, so this is exact (up to float rounding) under hooks that
+    treat every position alike: directional ablation and additions at ``"all"`` positions, as
+    the refusal-direction scores use. Hooks that single out the last tokens of a call
+    (``"eoi"`` additions) would also fire on the prefix: use :func:`last_logprobs_conditions`
+    for those.
+    """
+    from workbench.evaluation.scores import last_logprobs
+
+    n = common_prefix_length(prompts, keep=model.n_eoi + 1)
+    if n == 0:
+        return last_logprobs(model, prompts, batch_size)
+    out = [torch.log_softmax(model.unembed(o.last_hidden_state[:, -1]).float(), dim=-1).cpu()
+           for _, o in forwards_after_prefix(model, prompts, n, batch_size)]
+    return torch.cat(out)
 
 
 def select_cache_rows(cache: DynamicCache, rows: Tensor) -> DynamicCache:

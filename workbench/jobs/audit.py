@@ -119,7 +119,7 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
         caa_holdout=cfg.efficacy_pairs,
         refusal_search="full" if cfg.engine == "reference" else "ordered",
         refusal_top_k=None if cfg.engine == "reference" else cfg.refusal_top_k,
-        caa_shared_prefix=cfg.engine == "batched",
+        shared_prefix=cfg.engine == "batched",
         keep_activations=cfg.engine == "batched",
     )
 

@@ -75,7 +75,9 @@ class DirectionsConfig:
     # scores fully in that order, at most ``refusal_top_k`` (None: until one passes)
     refusal_search: str = "full"
     refusal_top_k: int | None = None
-    caa_shared_prefix: bool = False  # run each pair's common prefix once (float rounding only)
+    # run common prompt prefixes once: each CAA pair's, and the chat template's system turn in
+    # the refusal candidates' and selection's forwards (float rounding only)
+    shared_prefix: bool = False
     keep_activations: bool = False  # keep the train prompts' last-token activations (audit)
     caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
     caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
@@ -190,7 +192,7 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
-            "refusal_search", "refusal_top_k", "caa_shared_prefix", "keep_activations"}
+            "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations"}
     return {"model": model.spec, "identity": model.identity,
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
@@ -219,7 +221,8 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         args = (model, tok(inputs.harm_train), tok(inputs.safe_train), cfg.batch_size,
                 job.inner_bars)
         if cfg.keep_activations:
-            candidates, harm, safe = refusal_candidates_and_activations(*args)
+            candidates, harm, safe = refusal_candidates_and_activations(
+                *args, share_prefix=cfg.shared_prefix)
             train_acts = (harm[:, -1], safe[:, -1])
         else:
             candidates = refusal_candidates(*args)
@@ -246,7 +249,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
         induce_threshold=cfg.induce_threshold,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
-        search=cfg.refusal_search, top_k=cfg.refusal_top_k,
+        search=cfg.refusal_search, top_k=cfg.refusal_top_k, share_prefix=cfg.shared_prefix,
         progress=job.inner_bars, done=ckpt.scores if ckpt else None,
         on_score=on_score,
     )
@@ -258,7 +261,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         caa[name] = ckpt.tensor(f"caa.{name}") if ckpt else None
         if caa[name] is None:
             caa[name] = (caa_vector_shared_prefix(model, inputs.pairs[name], cfg.batch_size)
-                         if cfg.caa_shared_prefix else
+                         if cfg.shared_prefix else
                          caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size,
                                     progress=False))
             if ckpt:
