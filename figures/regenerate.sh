@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 for run in */; do
-  [ -f "$run/run.json" ] && workbench figures "$run"
+  if [ -f "$run/run.json" ]; then workbench figures "$run"; fi
 done
+# the cross-model comparison is drawn from the two audits' tables
+workbench compare audit-quick audit-quick-1.5b --out compare-quick

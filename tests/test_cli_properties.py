@@ -191,3 +191,14 @@ def test_list_command(capsys):
     for word in ("behaviours:", "sycophancy", "templates:", "prefix_injection", "presets:",
                  "smoke", "judges:", "llm:SPEC", "models:", "tiny-random"):
         assert word in text, word
+
+
+@pytest.mark.parametrize("junk", ["\x1e", "\u2028", "a\rb", "\x1b[31m"])
+def test_control_characters_in_an_argument_stay_one_error_line(junk, capsys):
+    """A stray separator or escape in an unknown argument is printed escaped, on one line."""
+    with pytest.raises(SystemExit) as exc:
+        run(["audit", "--preset", "smoke", junk])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: unrecognized arguments: ")
+    assert err.isprintable() or err[:-1].isprintable()

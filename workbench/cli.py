@@ -100,6 +100,9 @@ class _Parser(argparse.ArgumentParser):
     """Usage mistakes as one ``error:`` line (status 2) pointing at the command's --help."""
 
     def error(self, message: str):
+        # control characters from a mistyped argument (a line or record separator) are shown
+        # escaped, so the message stays one printable line
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
