@@ -123,8 +123,9 @@ def main() -> None:
         "run_dirs": str(root),
     }
     out = Path(args.out or f"benchmarks/results/audit_e2e_{args.preset}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    from workbench.runs import write_json
+
+    write_json(out, record)
     print(json.dumps({k: v for k, v in record.items() if k != "differing"}, indent=2))
     print(f"wrote {out}")
 

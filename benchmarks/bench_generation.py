@@ -11,7 +11,6 @@ unhooked copy of the model with the same batch size.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -107,8 +106,9 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     out = Path(args.out or f"benchmarks/results/generation_{args.model}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    from workbench.runs import write_json
+
+    write_json(out, record)
     print("| measure | value |\n|---|---|")
     for k, v in results.items():
         print(f"| {k} | {v:.3f} |")

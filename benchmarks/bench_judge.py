@@ -64,8 +64,9 @@ def main() -> None:
                    f"{args.n} --n-requests {args.n_requests} --judge {args.judge}",
     }
     out = Path(args.out or f"benchmarks/results/judge_{args.judge.replace(':', '_')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    from workbench.runs import write_json
+
+    write_json(out, record)
     print(json.dumps(record, indent=2))
 
 

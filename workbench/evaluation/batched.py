@@ -25,6 +25,7 @@ from transformers import DynamicCache
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.generation import greedy_kwargs
+from workbench.evaluation.scores import last_logprobs
 from workbench.steering import STEER_POSITIONS, add_row_vectors
 
 Tensor = torch.Tensor
@@ -87,7 +88,7 @@ def last_logprobs_shared_prefix(
     model, prompts: Sequence[Sequence[int]], batch_size: int = 16
 ) -> Float[Tensor, "n vocab"]:
     """:func:`workbench.evaluation.scores.last_logprobs`, with the tokens every prompt starts
-    with (a chat template's system turn: over half of a short chat prompt) run once
+    with (a chat template's system turn: about half of a short chat prompt) run once
     (:func:`forwards_after_prefix`).
 
     Active hooks apply to both calls, so this is exact (up to float rounding) under hooks that
@@ -96,8 +97,6 @@ def last_logprobs_shared_prefix(
     (``"eoi"`` additions) would also fire on the prefix: use :func:`last_logprobs_conditions`
     for those.
     """
-    from workbench.evaluation.scores import last_logprobs
-
     n = common_prefix_length(prompts, keep=model.n_eoi + 1)
     if n == 0:
         return last_logprobs(model, prompts, batch_size)
