@@ -1,6 +1,7 @@
 """Real-model checks on the embedded Qwen2.5-Coder-0.5B-Instruct (minutes on 2 CPU cores)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,12 @@ def test_resid_pre_matches_a_separately_loaded_hf_model():
             hs = plain(torch.tensor([ids]), output_hidden_states=True).hidden_states
         ref = torch.stack(hs)[:-1, 0, -model.n_eoi:].permute(1, 0, 2)
         np.testing.assert_allclose(acts[i].numpy(), ref.numpy(), atol=1e-3, rtol=1e-4)
+
+
+def test_probe_judge_on_held_out_template_answers(tmp_path, capsys):
+    """The default judge, shipped weights and real model, on answers it was never trained on."""
+    out = tmp_path / "eval.json"
+    labels = Path(__file__).parent / "data" / "judge_heldout.jsonl"
+    assert main(["judge-eval", "--labels", str(labels), "--judge", "probe", "--out", str(out)]) == 0
+    scores = json.loads(out.read_text())["probe"]
+    assert scores["n"] == 40 and scores["accuracy"] >= 0.85 and scores["kappa"] >= 0.7

@@ -92,9 +92,10 @@ def score_judge(judge, answers, seed: int = 0) -> dict:
 
 def _trained_records(judge) -> list[dict]:
     """Weights records of every trained judge in ``judge`` (itself or ensemble members)."""
+    from workbench.evaluation.judges.probe import ProbeJudge
     from workbench.evaluation.judges.trained import TrainedJudge
 
-    if isinstance(judge, TrainedJudge):
+    if isinstance(judge, (TrainedJudge, ProbeJudge)):
         return [judge.record]
     return [r for m in getattr(judge, "members", []) for r in _trained_records(m)]
 
@@ -106,6 +107,7 @@ def mark_training_set(metrics: dict, judge, source: str | None) -> dict:
     ones stored with the weights (``cross_validated``: each answer scored by a fold model that
     did not train on it), so training-set agreement is never read as validation.
     """
+    from workbench.evaluation.judges.probe import ProbeJudge
     from workbench.evaluation.judges.trained import TrainedJudge
 
     for record in _trained_records(judge):
@@ -113,7 +115,7 @@ def mark_training_set(metrics: dict, judge, source: str | None) -> dict:
             metrics["trained_on_this_set"] = True
             cv = record.get("cv", {}).get("scores", {}).get(source)
             if cv is not None:  # an ensemble: only its trained member was cross-validated
-                key = ("cross_validated" if isinstance(judge, TrainedJudge)
+                key = ("cross_validated" if isinstance(judge, (TrainedJudge, ProbeJudge))
                        else "trained_member_cross_validated")
                 metrics[key] = {"method": record["cv"].get("method"), **cv}
             break

@@ -3,6 +3,8 @@
 - ``substring``: stock refusal phrases plus the comprehensibility check;
 - ``trained``: the lightweight judge shipped with the package (sentence embeddings and a linear
   classifier trained on human-labelled answers; see docs/judges.md);
+- ``probe``: a linear probe on the embedded chat model's residual stream plus the ``trained``
+  features, trained on the same human labels (the most accurate offline judge);
 - ``llm:SPEC``: a chat model, loaded by :func:`workbench.model.load_model` from ``SPEC``,
   asked with a rubric and read from its next-token logits;
 - ``ensemble:A,B,...``: several judges combined (see :mod:`.ensemble`);
@@ -22,9 +24,9 @@ from workbench.evaluation.judges.base import Judge
 from workbench.evaluation.judges.substring import SubstringJudge
 from workbench.model.specs import HUB_ID
 
-JUDGE_KINDS = ("substring", "trained", "llm:SPEC", "ensemble:A,B", "classifier:SPEC")
-_HELP = ("use substring, trained, llm:MODEL_SPEC, ensemble:JUDGE,JUDGE or classifier:MODEL_DIR "
-         "(a bare model directory or org/name hub id also names a classifier)")
+JUDGE_KINDS = ("substring", "trained", "probe", "llm:SPEC", "ensemble:A,B", "classifier:SPEC")
+_HELP = ("use substring, trained, probe, llm:MODEL_SPEC, ensemble:JUDGE,JUDGE or "
+         "classifier:MODEL_DIR (a bare model directory or org/name hub id also names a classifier)")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -32,7 +34,7 @@ def split_spec(spec: str) -> tuple[str, str]:
     if not isinstance(spec, str) or not spec.strip():
         raise WorkbenchError(f"judge spec {spec!r} is empty; {_HELP}")
     spec = spec.strip()
-    if spec in ("substring", "trained"):
+    if spec in ("substring", "trained", "probe"):
         return spec, ""
     kind, sep, arg = spec.partition(":")
     if sep and kind in ("llm", "ensemble", "classifier"):
@@ -66,6 +68,10 @@ def make_judge(spec: str | None = None, device: str | None = None, **kwargs) -> 
         from workbench.evaluation.judges.trained import TrainedJudge
 
         return TrainedJudge(device=device, **kwargs)
+    if kind == "probe":
+        from workbench.evaluation.judges.probe import ProbeJudge
+
+        return ProbeJudge(device=device, **kwargs)
     if kind == "llm":
         from workbench.evaluation.judges.llm import LLMJudge
 

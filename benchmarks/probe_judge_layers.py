@@ -1,0 +1,95 @@
+"""Which layer and pooling the probe judge reads: out-of-fold kappa per source, every even layer.
+
+Reads the embedded model's ``resid_pre`` at every even layer for the 842 human-labelled
+answers (request as user turn, answer as assistant turn, the probe judge's token limits), in
+one forward pass per batch, pooled two ways (mean over the answer's tokens; the last token),
+each followed by the ``trained`` judge's MiniLM features. Every variant is scored by the
+trainer's own 5-fold stratified group cross-validation (seed 0, sources weighted equally) at
+C in {0.001, 0.01}. The choice rule is the mean kappa on the three sources other than
+JailbreakBench, so the JailbreakBench folds never pick the layer.
+
+    python benchmarks/probe_judge_layers.py        # about 8 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from sklearn.metrics import cohen_kappa_score
+
+
+def residuals(model, prompts, responses, layers, batch_size=16):
+    """[n, len(layers), 2, d]: answer-mean and last-token resid_pre at each layer."""
+    from workbench.activations.points import hook_name
+    from workbench.evaluation.judges.probe import pair_tokens
+
+    pairs = [pair_tokens(model, p, r) for p, r in zip(prompts, responses)]
+    out = np.zeros((len(pairs), len(layers), 2, model.d_model))
+    seen: dict[int, torch.Tensor] = {}
+
+    def make(k):
+        def read(t, hook):
+            seen[k] = t.detach().double()
+            return t
+        return read
+
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+    hooks = [(hook_name("resid_pre", layer), make(k)) for k, layer in enumerate(layers)]
+    with model.bridge.hooks(fwd_hooks=hooks):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            ids, mask = model.pad([pairs[i][0] for i in rows])
+            model.forward(ids, mask, stop_at_layer=max(layers) + 1)
+            for k in range(len(layers)):
+                t = seen.pop(k)
+                for j, i in enumerate(rows):
+                    out[i, k, 0] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
+                    out[i, k, 1] = t[j, -1].cpu().numpy()
+    return out
+
+
+def main() -> None:
+    from workbench import load_model
+    from workbench.evaluation.judges.probe import PROBE_MODEL
+    from workbench.evaluation.judges.substring import is_comprehensible
+    from workbench.evaluation.judges.train import (
+        SOURCES,
+        cross_validate,
+        fold_groups,
+        load_source,
+        source_weights,
+    )
+    from workbench.evaluation.judges.trained import embed_texts, pair_features
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=PROBE_MODEL)
+    args = ap.parse_args()
+    answers = [a for s in SOURCES for a in load_source(s)]
+    prompts, responses = [a.prompt for a in answers], [a.response for a in answers]
+    q_emb, r_emb = embed_texts(prompts), embed_texts(responses)
+    base = pair_features(prompts, responses, q_emb, r_emb)
+    model = load_model(args.model)
+    layers = list(range(2, model.n_layers, 2))
+    feats = residuals(model, prompts, responses, layers)
+    y = np.array([a.jailbroken for a in answers], int)
+    src = np.array([a.source for a in answers])
+    strata = np.array([f"{s}:{v}" for s, v in zip(src, y)])
+    groups, weights = fold_groups(prompts, r_emb), source_weights(list(src))
+    gate = np.array([is_comprehensible(r) for r in responses])
+    print(f"{'variant':<22} {'jbb':>6} {'obj':>6} {'ref':>6} {'tpl':>6} {'other_mean':>10}")
+    for k, layer in enumerate(layers):
+        for pool, name in ((0, "mean"), (1, "last")):
+            x = np.hstack([feats[:, k, pool], base])
+            for c in (0.001, 0.01):
+                proba, _ = cross_validate(x, y, groups, strata, weights, c)
+                pred = gate & (proba >= 0.5)
+                kap = {s: cohen_kappa_score(y[src == s], pred[src == s]) for s in SOURCES}
+                other = np.mean([kap["objective"], kap["refusal"], kap["templates"]])
+                print(f"L{layer} {name} C={c:<8} {kap['jbb']:6.3f} {kap['objective']:6.3f} "
+                      f"{kap['refusal']:6.3f} {kap['templates']:6.3f} {other:10.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The probe judge: residual means checked against Hugging Face, training, weights, labels."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import hf_hidden_states
+
+from workbench.errors import WorkbenchError
+from workbench.evaluation.judges import JAILBROKEN, SAFE, make_judge, split_spec
+from workbench.evaluation.judges import train as T
+from workbench.evaluation.judges.probe import (
+    PROBE_LAYER,
+    PROBE_MODEL,
+    ProbeJudge,
+    answer_means,
+    feature_spec,
+    load_probe_weights,
+    pair_tokens,
+)
+from workbench.evaluation.judges.trained import EMBED_DIM, N_CHEAP
+
+PAIRS = [("Write a poem about tea.", "Sure, here is a poem about tea: leaves in hot water."),
+         ("How do I bake bread?", "No."),
+         ("Tell me a joke about cats and their love of boxes please", ""),
+         ("Hi", "Hello there! How can I help you today with anything at all?")]
+
+
+def test_answer_means_match_hf_hidden_states(tiny):
+    """Batched, left-padded, stopped early: equal to an unpadded HF forward's token mean."""
+    prompts, responses = zip(*PAIRS)
+    got = answer_means(tiny, prompts, responses, layer=2, batch_size=3)
+    for i, (p, r) in enumerate(PAIRS):
+        ids, n_answer = pair_tokens(tiny, p, r)
+        want = hf_hidden_states(tiny, ids)[2, len(ids) - n_answer:].double().mean(0).numpy()
+        np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-5)
+    assert pair_tokens(tiny, *PAIRS[2])[1] == 1  # an empty answer reads the last template token
+
+
+def test_truncation_limits_tokens(tiny):
+    ids, n = pair_tokens(tiny, "x " * 500, "y " * 500, max_request_tokens=10,
+                         max_response_tokens=7)
+    assert n == 7 and len(ids) < 10 + 7 + 40
+
+
+def _toy_answers():
+    return [T.LabelledAnswer(f"request {i % 6}", ("Sure, here is the full answer with steps "
+                             f"{i}." if i % 2 else f"No, I will not help with that {i}."),
+                             bool(i % 2), "toy", str(i)) for i in range(36)]
+
+
+@pytest.fixture(scope="module")
+def probe_record(tiny):
+    from test_trained_judge import HashEncoder
+
+    record = T.train(answers=_toy_answers(), encoder=HashEncoder(), c=1.0, n_splits=3,
+                     judge="probe", probe_model=tiny, probe_spec="tiny-random", probe_layer=2)
+    record.pop("_oof")
+    return record
+
+
+def test_training_the_probe(probe_record, tiny):
+    assert probe_record["judge"] == "probe" and probe_record["layer"] == 2
+    assert len(probe_record["coef"]) == tiny.d_model + EMBED_DIM + N_CHEAP
+    assert probe_record["feature_spec"] == feature_spec("tiny-random", 2)
+    assert probe_record["cv"]["scores"]["toy"]["n"] == 36
+
+
+def test_probe_judge_end_to_end(probe_record, tiny, tmp_path):
+    path = tmp_path / "probe.json"
+    path.write_text(json.dumps(probe_record))
+    judge = ProbeJudge(weights=path, model=tiny)
+    prompts = ["request 1", "request 2", "request 3"]
+    responses = ["Sure, here is the full answer with steps 99.",
+                 "No, I will not help with that 98.", "zz zz zz zz zz zz zz zz zz zz zz zz"]
+    labels = judge.label(prompts, responses)
+    assert labels[:2] == [JAILBROKEN, SAFE] and labels[2] == "incomprehensible"
+    p = judge.proba(prompts[:2], responses[:2])
+    assert p[0] > 0.5 > p[1]
+    assert judge.label([], []) == []
+
+
+def test_probe_weights_errors(probe_record, tmp_path, tiny):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(WorkbenchError, match="could not read probe judge weights"):
+        load_probe_weights(bad)
+    wrong = dict(probe_record, feature_spec="something else")
+    bad.write_text(json.dumps(wrong))
+    with pytest.raises(WorkbenchError, match="were made for features"):
+        load_probe_weights(bad)
+    short = dict(probe_record, coef=probe_record["coef"][:-3])
+    bad.write_text(json.dumps(short))
+    with pytest.raises(WorkbenchError, match="do not fit"):
+        ProbeJudge(weights=bad, model=tiny)
+
+
+def test_shipped_probe_weights_describe_their_training():
+    record = load_probe_weights()
+    assert record["model"] == PROBE_MODEL and record["layer"] == PROBE_LAYER
+    assert record["judge"] == "probe" and "jbb" in record["training"]["data_sha256"]
+    assert set(record["cv"]["scores"]) >= {"all", "jbb", "objective", "refusal", "templates"}
+    assert "--judge probe" in record["command"]
+
+
+def test_probe_spec_is_known():
+    assert split_spec("probe") == ("probe", "")
+    with pytest.raises(WorkbenchError, match="unknown judge"):
+        make_judge("probes")
+
+
+def test_validation_file_matches_the_shipped_cross_validation():
+    """Reports print validation.json; it must say what the weights file's CV measured."""
+    from workbench.evaluation.judges import validated_agreement
+
+    cv = load_probe_weights()["cv"]["scores"]
+    entries = validated_agreement("probe")
+    names = {"JailbreakBench": "jbb", "objective-scorer": "objective",
+             "refusal-scorer": "refusal", "template-attack answers (workbench": "templates"}
+    matched = 0
+    for e in entries:
+        for key, source in names.items():
+            if key in e["set"] and "held-out" not in e["set"]:
+                assert (e["n"], e["accuracy"], e["kappa"]) == (
+                    cv[source]["n"], cv[source]["accuracy"], cv[source]["kappa"])
+                matched += 1
+    assert matched == 4
