@@ -157,7 +157,8 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
     Uses the rows pooled over categories (``category = all``) where the run wrote them, else
     the mean over categories. The unsteered unsafe rate and relevance are dashed grey lines;
     ``neuron_suppress`` is plotted against its scale. Methods are dodged slightly along x so
-    equal rates at one multiplier stay visible (the hover shows the true multiplier).
+    equal rates at one multiplier stay visible (the hover shows the true multiplier); the dotted
+    series use open markers, so a refusal rate equal to the unsafe rate does not hide it.
     """
     df = _require(metrics, ["method", "layer", "multiplier", "split", "unsafe_rate",
                             "refusal_rate", "relevance", "rouge_l"], "metrics.csv")
@@ -190,7 +191,9 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
                 x=m + (i - (len(groups) - 1) / 2) * width, y=g[key].astype(float) * scale[key],
                 customdata=m, mode="lines+markers", name=name, legendgroup=name,
                 showlegend=legend, line=dict(color=line_color, dash=dash, width=3),
-                marker=dict(size=9),
+                # dotted series get open markers so a rate equal to the solid one stays visible
+                marker=dict(size=9, symbol="circle" if dash == "solid" else "circle-open",
+                            line=dict(width=2)),
                 hovertemplate=(f"<b>{name}</b><br>m %{{customdata:g}}<br>{key} %{{y:.3g}}"
                                "<extra></extra>"),
             ), row=1, col=col)
