@@ -40,6 +40,12 @@ def main() -> None:
                     help="steering layer (default: the run's first steering layer)")
     ap.add_argument("--rows", type=int, default=64, help="rows per generate call")
     ap.add_argument("--out", default=None, help="CSV of the table (default: print only)")
+    ap.add_argument("--answers", default=None,
+                    help="JSONL of every attack answer with its scale and both judges' labels")
+    ap.add_argument("--positions", default=None, choices=("eoi", "all"),
+                    help="where the vector is added (default: the run's steer_positions)")
+    ap.add_argument("--max-new-tokens", type=int, default=None,
+                    help="answer length (default: the run's max_new_tokens)")
     args = ap.parse_args()
 
     run = Path(args.run)
@@ -65,13 +71,19 @@ def main() -> None:
     scales = [0.0] + [sgn * float(s) for s in args.scales.split(",") for sgn in (-1, 1)]
     conds = [{} if s == 0 else {layer: r_hat * (s * resid)} for s in scales]
     out = generate_conditions(model, model.tokenize_instructions(texts), conds,
-                              cfg.max_new_tokens, cfg.steer_positions, batch_size=args.rows)
+                              args.max_new_tokens or cfg.max_new_tokens,
+                              args.positions or cfg.steer_positions, batch_size=args.rows)
     judge, substring = make_judge(judge_spec(cfg), device=cfg.device), SubstringJudge()
     n_h = len(harm_texts)
-    rows = []
+    rows, kept = [], []
+    requests = harm_texts
+    template_of = [t.name for t in templates for i in attack]
     for s, answers in zip(scales, out):
         h, b = answers[:n_h], answers[n_h:]
-        lab, sub = judge.label(harm_texts, h), substring.label(harm_texts, h)
+        lab, sub = judge.label(requests, h), substring.label(requests, h)
+        kept += [{"scale": s, "template": t, "request": q, "response": a, "label": j,
+                  "label_substring": u}
+                 for t, q, a, j, u in zip(template_of, requests, h, lab, sub)]
         k, k_sub = lab.count("jailbroken"), sub.count("jailbroken")
         lo, hi = proportion_ci(k, n_h)
         rows.append({"scale": s, "n": n_h, "asr": k / n_h, "ci_low": lo, "ci_high": hi,
@@ -89,6 +101,8 @@ def main() -> None:
         print(f"| {r['scale']:+g} | {r['asr']:.0%} [{r['ci_low']:.0%}, {r['ci_high']:.0%}] | "
               f"{r['asr_substring']:.0%} | {r['not_refusing']:.0%} | "
               f"{r['judge_incomprehensible']:.0%} | {r['benign_refusal']:.0%} |")
+    if args.answers:
+        Path(args.answers).write_text("".join(json.dumps(r) + "\n" for r in kept))
     if args.out:
         with open(args.out, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

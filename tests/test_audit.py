@@ -334,7 +334,7 @@ def test_default_layer_judge_model_and_bad_values():
     cfg = build_config("quick")
     assert steering_layers(cfg, 24) == [10] and steering_layers(cfg, 32) == [13]
     assert steering_layers(build_config("full"), 24) == [6, 10, 13, 17]
-    assert judge_spec(cfg) == "trained" and cfg.judge == "trained"  # best offline judge
+    assert judge_spec(cfg) == "probe" and cfg.judge == "probe"  # best offline judge
     assert build_config("smoke").judge == "substring" and cfg.coefficient_scale == "norm"
     assert judge_spec(build_config("full", judge_model="org/judge")) == "llm:org/judge"
     assert build_config("quick", controls=False).controls is False

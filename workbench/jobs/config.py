@@ -64,7 +64,7 @@ class AuditConfig:
     engine: str = "batched"
     generation_batch: int | None = None  # rows per generate call (None: 64 CPU, 256 CUDA)
     refusal_top_k: int = 3
-    judge: str = "trained"  # the best judge available offline (docs/judges.md)
+    judge: str = "probe"  # the best judge available offline (docs/judges.md)
     judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
     seed: int = 0
     # outputs

@@ -119,7 +119,7 @@ class SafeSteerConfig:
     # generation and judging
     max_new_tokens: int = 48
     batch_size: int = 16
-    judge: str = "trained"  # the best judge available offline (docs/judges.md)
+    judge: str = "probe"  # the best judge available offline (docs/judges.md)
     relevance: str = "minilm"
     seed: int = 0
     # outputs
