@@ -14,9 +14,7 @@ an audited model can touch a verdict.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +23,14 @@ from jaxtyping import Float
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import ScoringJudge, check_pairs
+from workbench.evaluation.judges.trained import (
+    EMBED_DIM,
+    N_CHEAP,
+    featurize,
+    predict_proba,
+    read_weights_json,
+)
 from workbench.evaluation.judges.trained import FEATURE_SPEC as TRAINED_SPEC
-from workbench.evaluation.judges.trained import EMBED_DIM, N_CHEAP, featurize, predict_proba
 
 WEIGHTS_FILE = "probe_judge.json"
 PROBE_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -104,11 +108,8 @@ def load_probe_weights(path: str | Path | None = None) -> dict:
     """The shipped probe (or one written by the training script at ``path``), checked."""
     name = path or WEIGHTS_FILE
     try:
-        text = (Path(path).read_text() if path is not None else resources.files(
-            "workbench.evaluation.judges").joinpath(WEIGHTS_FILE).read_text())
-        record = json.loads(text)
+        record = read_weights_json(path, WEIGHTS_FILE)
         coef = np.asarray(record["coef"], dtype=np.float64)
-        float(record["intercept"]), float(record["threshold"])
         spec = feature_spec(record["model"], int(record["layer"]),
                             int(record["max_request_tokens"]), int(record["max_response_tokens"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:

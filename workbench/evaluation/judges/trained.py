@@ -82,14 +82,25 @@ def featurize(prompts: Sequence[str], responses: Sequence[str], encoder=None
                          embed_texts(responses, encoder))
 
 
+def read_weights_json(path: str | Path | None, default_file: str) -> dict:
+    """A weights record: the JSON at ``path``, else the package's ``default_file``.
+
+    Checks that ``coef``, ``intercept`` and ``threshold`` are numbers; raises the reading or
+    parsing error (OSError, ValueError, KeyError, TypeError) for the caller to explain.
+    """
+    text = (Path(path).read_text() if path is not None else resources.files(
+        "workbench.evaluation.judges").joinpath(default_file).read_text())
+    record = json.loads(text)
+    np.asarray(record["coef"], dtype=np.float64)
+    float(record["intercept"]), float(record["threshold"])
+    return record
+
+
 def load_weights(path: str | Path | None = None) -> dict:
     """The shipped classifier (or one written by the training script at ``path``)."""
     try:
-        text = (Path(path).read_text() if path is not None else resources.files(
-            "workbench.evaluation.judges").joinpath(WEIGHTS_FILE).read_text())
-        record = json.loads(text)
+        record = read_weights_json(path, WEIGHTS_FILE)
         coef = np.asarray(record["coef"], dtype=np.float64)
-        float(record["intercept"]), float(record["threshold"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WorkbenchError(f"could not read trained judge weights {path or WEIGHTS_FILE}: "
                              f"{exc}; retrain with python -m workbench.evaluation.judges.train"
