@@ -76,14 +76,13 @@ def main() -> None:
     judge, substring = make_judge(judge_spec(cfg), device=cfg.device), SubstringJudge()
     n_h = len(harm_texts)
     rows, kept = [], []
-    requests = harm_texts
-    template_of = [t.name for t in templates for i in attack]
+    template_of = [t.name for t in templates for _ in attack]
     for s, answers in zip(scales, out):
         h, b = answers[:n_h], answers[n_h:]
-        lab, sub = judge.label(requests, h), substring.label(requests, h)
+        lab, sub = judge.label(harm_texts, h), substring.label(harm_texts, h)
         kept += [{"scale": s, "template": t, "request": q, "response": a, "label": j,
                   "label_substring": u}
-                 for t, q, a, j, u in zip(template_of, requests, h, lab, sub)]
+                 for t, q, a, j, u in zip(template_of, harm_texts, h, lab, sub)]
         k, k_sub = lab.count("jailbroken"), sub.count("jailbroken")
         lo, hi = proportion_ci(k, n_h)
         rows.append({"scale": s, "n": n_h, "asr": k / n_h, "ci_low": lo, "ci_high": hi,

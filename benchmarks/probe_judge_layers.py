@@ -16,37 +16,24 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 from sklearn.metrics import cohen_kappa_score
 
 
 def residuals(model, prompts, responses, layers, batch_size=16):
     """[n, len(layers), 2, d]: answer-mean and last-token resid_pre at each layer."""
-    from workbench.activations.points import hook_name
-    from workbench.evaluation.judges.probe import pair_tokens
+    from workbench.evaluation.judges.probe import each_batch_resid, pair_tokens
 
     pairs = [pair_tokens(model, p, r) for p, r in zip(prompts, responses)]
     out = np.zeros((len(pairs), len(layers), 2, model.d_model))
-    seen: dict[int, torch.Tensor] = {}
 
-    def make(k):
-        def read(t, hook):
-            seen[k] = t.detach().double()
-            return t
-        return read
+    def keep(rows, resid):
+        for k, layer in enumerate(layers):
+            t = resid[layer]
+            for j, i in enumerate(rows):
+                out[i, k, 0] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
+                out[i, k, 1] = t[j, -1].cpu().numpy()
 
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-    hooks = [(hook_name("resid_pre", layer), make(k)) for k, layer in enumerate(layers)]
-    with model.bridge.hooks(fwd_hooks=hooks):
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            ids, mask = model.pad([pairs[i][0] for i in rows])
-            model.forward(ids, mask, stop_at_layer=max(layers) + 1)
-            for k in range(len(layers)):
-                t = seen.pop(k)
-                for j, i in enumerate(rows):
-                    out[i, k, 0] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
-                    out[i, k, 1] = t[j, -1].cpu().numpy()
+    each_batch_resid(model, pairs, layers, batch_size, keep)
     return out
 
 

@@ -45,8 +45,8 @@ class ScoringJudge(Judge):
     ``proba``; degenerate answers are ``incomprehensible`` and never scored.
     """
 
-    threshold: float = 0.5
-    thresholds: dict = {}
+    threshold: float
+    thresholds: dict
 
     @abstractmethod
     def proba(self, prompts: Sequence[str], responses: Sequence[str]):

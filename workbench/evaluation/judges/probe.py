@@ -14,7 +14,7 @@ an audited model can touch a verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,38 +61,54 @@ def pair_tokens(model, prompt: str, response: str, max_request_tokens: int = MAX
     return head + answer, max(1, len(answer))
 
 
+def each_batch_resid(model, pairs: Sequence[tuple[list[int], int]], layers: Sequence[int],
+                     batch_size: int, fn: Callable[[list[int], dict[int, torch.Tensor]], None]
+                     ) -> None:
+    """Call ``fn(rows, {layer: resid_pre [batch, seq, d] float64})`` for each batch of ``pairs``.
+
+    Pairs are sorted by length (less padding), left-padded, and every forward stops after the
+    deepest requested layer; the hooks are removed when this returns, whatever ``fn`` does.
+    """
+    from workbench.activations.points import hook_name
+
+    seen: dict[int, torch.Tensor] = {}
+
+    def make(layer: int):
+        def read(t, hook):
+            seen[layer] = t.detach()
+            return t
+        return read
+
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+    with model.bridge.hooks(fwd_hooks=[(hook_name("resid_pre", layer), make(layer))
+                                       for layer in layers]):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            ids, mask = model.pad([pairs[i][0] for i in rows])
+            model.forward(ids, mask, stop_at_layer=max(layers) + 1)
+            fn(rows, {layer: seen.pop(layer).double() for layer in layers})
+
+
 def answer_means(model, prompts: Sequence[str], responses: Sequence[str],
                  layer: int = PROBE_LAYER, batch_size: int = 16,
                  max_request_tokens: int = MAX_REQUEST_TOKENS,
                  max_response_tokens: int = MAX_RESPONSE_TOKENS) -> Float[np.ndarray, "n d"]:
     """Mean ``resid_pre`` at ``layer`` over each answer's tokens, one forward per batch.
 
-    Pairs are sorted by length (less padding) and stop at ``layer``; with left padding the
-    answer is the last ``n_answer`` columns of its row.
+    With left padding the answer is the last ``n_answer`` columns of its row.
     """
-    from workbench.activations.points import hook_name
-
     check_pairs(prompts, responses)
     layer = model.check_layer(layer)
     pairs = [pair_tokens(model, p, r, max_request_tokens, max_response_tokens)
              for p, r in zip(prompts, responses)]
     out = np.zeros((len(pairs), model.d_model), dtype=np.float64)
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-    current: dict[str, torch.Tensor] = {}
 
-    def read(t, hook):
-        current["resid"] = t.detach()
-        return t
+    def keep(rows, resid):
+        t = resid[layer]
+        for j, i in enumerate(rows):
+            out[i] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
 
-    with model.bridge.hooks(fwd_hooks=[(hook_name("resid_pre", layer), read)]):
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            ids, mask = model.pad([pairs[i][0] for i in rows])
-            model.forward(ids, mask, stop_at_layer=layer + 1)
-            resid = current.pop("resid").double()
-            width = resid.shape[1]
-            for j, i in enumerate(rows):
-                out[i] = resid[j, width - pairs[i][1]:].mean(0).cpu().numpy()
+    each_batch_resid(model, pairs, [layer], batch_size, keep)
     return out
 
 

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge", choices=("trained", "probe"), default="trained",
                         help="which judge's weights to fit (probe: the embedded model's "
-                             "residual stream + the trained features; about 10 min on 2 cores)")
+                             "residual stream + the trained features; about 6 min on 2 cores)")
     parser.add_argument("--device", default=None, help="device of the probe's model")
     args = parser.parse_args(argv)
     from pathlib import Path
