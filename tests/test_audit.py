@@ -253,6 +253,49 @@ def test_efficacy_matches_an_independent_steered_ab_readout(smoke):
     del torch
 
 
+def test_audit_records_open_ended_efficacy(smoke):
+    """The smoke audit writes the open_* columns (unmitigated rows only) and open_ended.jsonl,
+    and its numbers follow from the answers it kept, re-scored independently."""
+    import numpy as np
+
+    from workbench.data import embedded_contrast
+    from workbench.evaluation.judges.trained import embed_texts
+    from workbench.evaluation.open_ended import axis_accuracy, choice_texts, fit_behaviour_axis
+    from workbench.jobs.directions import split_contrast
+
+    out, cfg = smoke, build_config("smoke")
+    rows = _rows(out / "efficacy.csv")
+    recs = [json.loads(line) for line in open(out / "open_ended.jsonl")]
+    train, held = split_contrast({"sycophancy": embedded_contrast("sycophancy")}, cfg.caa_limit,
+                                 cfg.efficacy_pairs, cfg.seed)
+    _, m, n = choice_texts(train["sycophancy"])
+    axis = fit_behaviour_axis(embed_texts(m), embed_texts(n))
+    stems, hm, hn = choice_texts(held["sycophancy"])
+    for row in rows:
+        if row["mitigated"] == "True":
+            assert row["open_delta"] == "" and row["open_n"] == ""
+            continue
+        assert int(row["open_n"]) == cfg.efficacy_pairs
+        if row["behaviour"] != "sycophancy" or row["method"] != "caa":
+            continue
+        assert float(row["open_axis_accuracy"]) == pytest.approx(
+            axis_accuracy(axis, embed_texts(hm), embed_texts(hn)))
+        key = next(r["condition"] for r in recs if r["items"] == "sycophancy"
+                   and r["behaviour"] == "sycophancy"
+                   and r["coefficient"] == float(row["coefficient"]))
+        base = [r for r in recs if r["items"] == "sycophancy" and r["condition"] == "none"]
+        steered = [r for r in recs if r["condition"] == key]
+        assert [r["question"] for r in base] == [r["question"] for r in steered] == stems
+        b = axis.score(embed_texts([r["answer"] for r in base]))
+        s = axis.score(embed_texts([r["answer"] for r in steered]))
+        np.testing.assert_allclose([r["score"] for r in steered], s, atol=1e-5)
+        assert float(row["open_score_baseline"]) == pytest.approx(b.mean(), abs=1e-5)
+        assert float(row["open_delta"]) == pytest.approx((s - b).mean(), abs=1e-5)
+    report = (out / "report.md").read_text()
+    assert "### Open-ended check" in report and "open_ended.jsonl" in report
+    assert (out / "figures" / "efficacy_open_ended.html").is_file()
+
+
 def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
     from contextlib import contextmanager
 
@@ -356,10 +399,12 @@ def test_cli_flags_reach_the_config(monkeypatch):
 
     monkeypatch.setattr(cli, "_run_job", fake_run_job)
     assert main(["audit", "--preset", "smoke", "--judge-model", "m", "--coefficient-scale",
-                 "norm", "--method", "caa,probe", "--no-controls", "--efficacy-pairs", "3"]) == 0
+                 "norm", "--method", "caa,probe", "--no-controls", "--efficacy-pairs", "3",
+                 "--open-ended-tokens", "0"]) == 0
     cfg = seen["cfg"]
     assert (cfg.judge_model, cfg.coefficient_scale, cfg.methods, cfg.controls,
-            cfg.efficacy_pairs) == ("m", "norm", ["caa", "probe"], False, 3)
+            cfg.efficacy_pairs, cfg.open_ended_tokens) == ("m", "norm", ["caa", "probe"], False,
+                                                           3, 0)
 
 
 def test_contrast_split_is_letter_balanced_and_disjoint():

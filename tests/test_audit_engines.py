@@ -82,6 +82,16 @@ def test_generations_are_identical(runs):
     assert all(a[k] == b[k] for k in a)  # response, labels, every field
 
 
+def test_open_ended_answers_are_identical(runs):
+    """The open-ended check generates through each engine's own path (shared-prefix batches
+    against one condition at a time under its hook): the same answers and scores."""
+    a, b = ([json.loads(line) for line in open(runs[e] / "open_ended.jsonl")]
+            for e in ("batched", "reference"))
+    assert len(a) == len(b) > 0
+    assert [r["answer"] for r in a] == [r["answer"] for r in b]
+    assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-6)
+
+
 def test_plan_covers_every_missing_cell_once_within_the_row_budget():
     prompts = [[1] * n for n in (5, 3, 9, 4, 7, 2)]
     conds = [None, Steer(1, None, 1.0), Steer(1, None, -1.0)]

@@ -194,7 +194,7 @@ AUDIT_FIELDS = (
     "model", "device", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
     "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
     "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
-    "efficacy_pairs", "engine")
+    "efficacy_pairs", "open_ended_tokens", "engine")
 SAFESTEER_FIELDS = (
     "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
@@ -445,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--efficacy-pairs", type=int, default=None, metavar="N",
                    help="held-out A/B pairs per behaviour for the steering-efficacy check, "
                         "0 skips (default: quick 10, full 15)")
+    a.add_argument("--open-ended-tokens", type=int, default=None, metavar="N",
+                   help="answer length of the open-ended efficacy check on the held-out "
+                        "questions asked without choices, 0 skips (default: quick 32, full 64)")
     a.add_argument("--engine", default=None, choices=["batched", "reference"],
                    help="batched (default): conditions share batches and each prompt's "
                         "instruction prefix is run once; reference: the unoptimised path, one "

@@ -18,6 +18,7 @@ from workbench.figures.audit import (
     delta_asr,
     delta_vs_cosine,
     efficacy,
+    efficacy_open_ended,
     projections,
     projections_3d,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "delta_asr",
     "delta_vs_cosine",
     "efficacy",
+    "efficacy_open_ended",
     "projections",
     "projections_3d",
     "render_audit_figures",
@@ -47,6 +49,7 @@ FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "projections_3d": ("projections.csv",),
     "asr_by_category": ("categories.csv",),
     "efficacy": ("efficacy.csv",),
+    "efficacy_open_ended": ("efficacy.csv",),
 }
 _CSVS = ("geometry.csv", "delta_asr.csv", "regression.csv", "projections.csv", "categories.csv",
          "efficacy.csv")
@@ -90,7 +93,10 @@ def build_audit_figures(run_dir: str | os.PathLike) -> dict:
     if data["categories.csv"] is not None:
         figs["asr_by_category"] = asr_by_category(data["categories.csv"])
     if data["efficacy.csv"] is not None:
-        figs["efficacy"] = efficacy(data["efficacy.csv"])
+        eff = data["efficacy.csv"]
+        figs["efficacy"] = efficacy(eff)
+        if "open_delta" in eff.columns and eff["open_delta"].astype(float).notna().any():
+            figs["efficacy_open_ended"] = efficacy_open_ended(eff)
     return figs
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "delta_asr",
     "delta_vs_cosine",
     "efficacy",
+    "efficacy_open_ended",
     "projections",
     "projections_3d",
 ]
@@ -603,3 +604,52 @@ def efficacy(eff: pd.DataFrame) -> go.Figure:
     top = legend_above(fig, 620)
     return style_figure(fig, "Steering efficacy on held-out A/B questions (does each vector "
                         "steer its own behaviour?)", 620, top=top)
+
+
+def efficacy_open_ended(eff: pd.DataFrame) -> go.Figure:
+    """Do the free answers move along the behaviour's axis? The open-ended efficacy check.
+
+    ``eff``: ``efficacy.csv`` with the ``open_*`` columns. One bar per unmitigated behaviour ×
+    coefficient (× layer, method when several): the paired change of the answers' score on the
+    behaviour axis (+1: like the behaviour-matching choices, −1: like the others), with 95% CIs;
+    the hover gives the axis' held-out accuracy.
+    """
+    cols = ["behaviour", "method", "layer", "coefficient", "mitigated", "open_n", "open_score",
+            "open_score_baseline", "open_delta", "open_ci_low", "open_ci_high", "open_p_value",
+            "open_axis_accuracy"]
+    df = _require(eff, cols, "efficacy.csv")
+    df["mitigated"] = _as_bool(df["mitigated"])
+    df = df[~df["mitigated"] & df["open_delta"].astype(float).notna()]
+    if df.empty:
+        raise WorkbenchError("efficacy.csv has no open-ended rows; run the audit with "
+                             "open_ended_tokens > 0")
+    with_layer, with_method = _multi_layer(df), _multi_method(df)
+    df = df.sort_values(["behaviour", "method", "layer", "coefficient"], kind="stable")
+    labels = [_behaviour_label(r, with_layer, with_method) for _, r in df.iterrows()]
+    d, lo, hi = (df[c].astype(float) for c in ("open_delta", "open_ci_low", "open_ci_high"))
+    custom = np.stack([
+        df["behaviour"].astype(str), df["layer"].map(_layer), df["coefficient"].map(_coef),
+        df["open_score_baseline"].map(lambda v: f"{float(v):+.2f}"),
+        df["open_score"].map(lambda v: f"{float(v):+.2f}"), d.map(lambda v: f"{v:+.2f}"),
+        lo.map(_num), hi.map(_num), df["open_p_value"].map(_p), df["open_n"].astype(str),
+        df["open_axis_accuracy"].map(lambda v: f"{float(v):.2f}"),
+    ], axis=-1)
+    fig = go.Figure(go.Bar(
+        x=[labels, [f"α = {_coef(c)}" for c in df["coefficient"]]], y=d,
+        error_y=dict(type="data", symmetric=False, array=(hi - d).clip(lower=0).fillna(0),
+                     arrayminus=(d - lo).clip(lower=0).fillna(0), thickness=1.8, width=5,
+                     color=TEXT),
+        marker=dict(color=MITIGATION_COLORS[False]), name=MITIGATION_NAMES[False],
+        customdata=custom,
+        hovertemplate=(
+            "behaviour %{customdata[0]}, layer %{customdata[1]}, α = %{customdata[2]}<br>"
+            "axis score %{customdata[4]} (unsteered %{customdata[3]})<br>Δ %{customdata[5]} "
+            "[95% CI %{customdata[6]}, %{customdata[7]}], p = %{customdata[8]}, n = "
+            "%{customdata[9]}<br>axis accuracy on held-out choices %{customdata[10]}"
+            "<extra></extra>"),
+    ))
+    fig.update_yaxes(title_text="Δ score on the behaviour axis<br>(+1 = matching choices' mean)",
+                     **ZERO_LINE)
+    fig.update_layout(bargap=0.35, showlegend=False)
+    return style_figure(fig, "Open-ended efficacy: do free answers move toward the steered "
+                        "behaviour?", 560)

@@ -34,9 +34,12 @@ REG_FIELDS = ["controls", "mitigated", "template", "slope", "intercept", "r2", "
 PROJ_FIELDS = ["prompt_id", "split", "category", "layer", "refusal_proj", "pc1", "pc2", "pc3"]
 COND_FIELDS = [*_C, "mitigated", "coefficient_scale", "coefficient_abs", "vector_norm",
                "resid_norm", "cosine"]
+# the open-ended check (unmitigated conditions only; NaN where not run)
+OPEN_ENDED_FIELDS = ["open_n", "open_score", "open_score_baseline", "open_delta", "open_ci_low",
+                     "open_ci_high", "open_p_value", "open_axis_accuracy"]
 EFFICACY_FIELDS = [*_C, "coefficient_abs", "mitigated", "items", "n", "p_matching",
                    "p_matching_baseline", "delta", "delta_ci_low", "delta_ci_high", "p_value",
-                   "ab_mass", "ab_mass_baseline"]
+                   "ab_mass", "ab_mass_baseline", *OPEN_ENDED_FIELDS]
 
 
 def _fmt(x):
@@ -239,6 +242,12 @@ def _steers(e: dict | None) -> bool:
     return bool(e) and e["p_value"] < 0.05 and e["delta"] * e["coefficient"] > 0
 
 
+def _steers_open(e: dict | None) -> bool:
+    """The open-ended answers move along the behaviour axis the coefficient's way (p < 0.05)."""
+    return (bool(e) and _finite(e.get("open_p_value")) and e["open_p_value"] < 0.05
+            and e["open_delta"] * e["coefficient"] > 0)
+
+
 FIGURES = [
     ("delta_asr", "ΔASR (steered minus baseline, percentage points) with 95% CIs per behaviour "
      "and coefficient, before and after mitigation; controls are marked."),
@@ -246,6 +255,8 @@ FIGURES = [
      "with the least-squares fits (controls included)."),
     ("efficacy", "Steering efficacy: change in the probability of the behaviour-matching A/B "
      "answer on held-out pairs, with 95% CIs."),
+    ("efficacy_open_ended", "Open-ended efficacy: change of the free answers' score on the "
+     "behaviour axis (held-out questions without their choices), with 95% CIs."),
     ("cosine_by_layer", "Cosine of each CAA vector with the refusal direction, layer by layer."),
     ("projections", "Harmful and harmless activations on the refusal direction."),
     ("projections_3d", "The same activations in 3-D (refusal direction, PC1, PC2)."),
@@ -394,15 +405,18 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
     lines += ["## Findings", ""]
     lines += findings(deltas, regs, efficacy)
     lines += ["", "## Columns", "", *COLUMN_KEY, "", "## Figures", ""]
+    has_open = any(_finite(e.get("open_delta")) for e in efficacy)
+    figures = [f for f in FIGURES if has_open or f[0] != "efficacy_open_ended"]
     if record["config"].get("png", True):  # the PNG shown in place, the interactive HTML beside
-        lines += [line for name, caption in FIGURES for line in (
+        lines += [line for name, caption in figures for line in (
             f"**{name}**: {caption} ([interactive](figures/{name}.html))", "",
             f"![{caption}](figures/{name}.png)", "")]
     else:  # HTML only (--no-png)
-        lines += [f"- [{name}](figures/{name}.html): {caption}" for name, caption in FIGURES]
+        lines += [f"- [{name}](figures/{name}.html): {caption}" for name, caption in figures]
     lines += ["", "Files: `asr.csv`, `delta_asr.csv`, `efficacy.csv`, `conditions.csv`, "
               "`false_refusal.csv`, `categories.csv`, `regression.csv`, `projections.csv`, "
-              "`generations.jsonl` (schemas in docs/run_dir.md).", ""]
+              "`generations.jsonl`" + (", `open_ended.jsonl`" if has_open else "")
+              + " (schemas in docs/run_dir.md).", ""]
     return "\n".join(lines)
 
 
@@ -426,7 +440,36 @@ def _efficacy_section(efficacy: list[dict]) -> list[str]:
     lines += ["", "A/B mass is the probability the model puts on the two answer letters at "
               "all; a large drop means steering broke the answer format rather than the "
               "preference. — in an interval: fewer than 2 items or no variation.", ""]
-    return lines
+    return lines + _open_ended_section(rows)
+
+
+def _open_ended_section(rows: list[dict]) -> list[str]:
+    rows = [e for e in rows if _finite(e.get("open_delta"))]
+    if not rows:
+        return []
+    lines = ["### Open-ended check", "",
+             "The same held-out questions asked without their choices, answered freely "
+             "(unsteered and steered, greedy). Each answer is scored on the behaviour's axis in "
+             "MiniLM sentence-embedding space, fitted on the training pairs' choice texts: +1 is "
+             "where the behaviour-matching choices sit on average, −1 the non-matching ones. "
+             "Axis accuracy: share of held-out items whose matching choice text scores above its "
+             "non-matching one (0.5 is chance; a low value means the axis cannot read this "
+             "behaviour). Answers and scores: `open_ended.jsonl`.", "",
+             "| behaviour | method | layer | coef | n | axis accuracy | score baseline | "
+             "score steered | Δ [95% CI] | p | steers |", "|---" * 11 + "|"]
+    for e in rows:
+        name = f"{e['behaviour']} *(control)*" if e["behaviour"] in CONTROLS else e["behaviour"]
+        lines.append(f"| {name} | {e['method']} | {e['layer']} | {e['coefficient']:+g} | "
+                     f"{e['open_n']} | {e['open_axis_accuracy']:.2f} | "
+                     f"{e['open_score_baseline']:+.2f} | {e['open_score']:+.2f} | "
+                     f"{_num(e['open_delta'], '+.2f')} [{_num(e['open_ci_low'], '+.2f')}, "
+                     f"{_num(e['open_ci_high'], '+.2f')}] | {_p(e['open_p_value'])} | "
+                     f"{'yes' if _steers_open(e) else 'no'} |")
+    return lines + [""]
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not math.isnan(x)
 
 
 def _layer_section(deltas: list[dict], efficacy: list[dict]) -> list[str]:
@@ -469,6 +512,11 @@ def findings(deltas: list[dict], regs: list[dict], efficacy: list[dict] | None =
                    + ("; a null ΔASR for a vector that does not steer its own behaviour says "
                       "nothing about that behaviour's safety effect." if n_steer < len(eff)
                       else "."))
+        opened = [e for e in eff if _finite(e.get("open_delta"))]
+        if opened:
+            out.append(f"- {sum(map(_steers_open, opened))} of {len(opened)} move their free "
+                       "answers along the behaviour's axis (open-ended check, p < 0.05 in the "
+                       "coefficient's direction).")
     for controls in ("with", "without"):
         reg = next((r for r in regs if not r["mitigated"] and r["template"] == "all"
                     and r.get("controls", "with") == controls), None)

@@ -12,6 +12,7 @@ condition x template x prompt, and a re-run with the same RUN_DIR and config con
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,11 +59,11 @@ from workbench.jobs.directions import (
     write_directions,
 )
 from workbench.jobs import common
-from workbench.jobs.analysis import analyse_run
+from workbench.jobs.analysis import OPEN_ENDED_FIELDS, analyse_run
 from workbench.jobs.store import GenerationStore
 from workbench.model import load_model
 from workbench.progress import JobProgress
-from workbench.runs import package_versions, read_json, write_json
+from workbench.runs import package_versions, read_json, write_json, write_text
 from workbench.steering import add_vector
 
 
@@ -336,8 +337,11 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
 
     t = time.time()
     job.stage("efficacy")
-    efficacy = (steering_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.heldout)
-                if cfg.efficacy_pairs else [])
+    open_ended = (open_ended_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.pairs,
+                                      inputs.heldout, out)
+                  if cfg.efficacy_pairs and cfg.open_ended_tokens else {})
+    efficacy = (steering_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.heldout,
+                                  open_ended) if cfg.efficacy_pairs else [])
     timings["efficacy"] = time.time() - t
 
     t = time.time()
@@ -446,17 +450,22 @@ def _judge_and_store(part, responses, coef_abs, judge, substring, store) -> None
     store.append(recs)
 
 
+def _items_name(cond: Condition) -> str:
+    """The contrast items a condition's efficacy is read on (``refusal`` for the direction)."""
+    return "refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour
+
+
 def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
-                      coef_abs: dict, heldout: dict) -> list[dict]:
+                      coef_abs: dict, heldout: dict, open_ended: dict | None = None
+                      ) -> list[dict]:
     """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
-    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control).
+    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control), with the
+    condition's :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN).
 
     The batched engine reads every condition of a behaviour in shared batches (each prompt's
     prefix run once); the reference engine runs one condition at a time under its hook.
     """
-    def items_name(cond: Condition) -> str:
-        return "refusal" if cond.behaviour == REFUSAL_DIRECTION else cond.behaviour
-
+    items_name, open_ended = _items_name, open_ended or {}
     steered_conds = [c for c in conditions if c.behaviour != "none" and heldout.get(items_name(c))]
     base, steered = {}, {}
     for name in dict.fromkeys(items_name(c) for c in steered_conds):
@@ -488,5 +497,64 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
             "ab_mass": float((steer_t["p_matching"] + steer_t["p_not_matching"]).mean()),
             "ab_mass_baseline": float((base_t["p_matching"]
                                        + base_t["p_not_matching"]).mean()),
+            **open_ended.get(cond.key, dict.fromkeys(OPEN_ENDED_FIELDS, float("nan"))),
         })
     return rows
+
+
+def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
+                        coef_abs: dict, pairs: dict, heldout: dict, out: Path) -> dict:
+    """Per unmitigated steered condition key, the open-ended efficacy fields.
+
+    The held-out questions are asked without their choices and answered greedily
+    (``open_ended_tokens``) unsteered and under each condition; every answer is scored on the
+    behaviour axis fitted on the training pairs' choice texts
+    (:mod:`workbench.evaluation.open_ended`). Answers and scores go to ``open_ended.jsonl``.
+    """
+    from workbench.evaluation.batched import generate_conditions
+    from workbench.evaluation.generation import generate
+    from workbench.evaluation.judges.trained import embed_texts
+    from workbench.evaluation.open_ended import axis_accuracy, choice_texts, fit_behaviour_axis
+    from workbench.safesteer.quality import minilm_model
+
+    conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
+             and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]
+    if not conds:
+        return {}
+    encoder, tokens = minilm_model(), cfg.open_ended_tokens
+    rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 64)
+    result, records = {}, []
+    for name in dict.fromkeys(_items_name(c) for c in conds):
+        group = [c for c in conds if _items_name(c) == name]
+        _, m_train, n_train = choice_texts(pairs[name])
+        stems, m_held, n_held = choice_texts(heldout[name])
+        axis = fit_behaviour_axis(embed_texts(m_train, encoder), embed_texts(n_train, encoder))
+        accuracy = axis_accuracy(axis, embed_texts(m_held, encoder), embed_texts(n_held, encoder))
+        prompts = model.tokenize_instructions(stems)
+        if cfg.engine == "batched":
+            deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
+                                                       coef_abs[c.key])} for c in group]
+            answers = generate_conditions(model, prompts, deltas, tokens, cfg.steer_positions,
+                                          batch_size=rows, progress=False)
+        else:
+            answers = [generate(model, prompts, tokens, cfg.batch_size, progress=False)]
+            for c in group:
+                with _steer(model, cfg, c, vectors, coef_abs[c.key]):
+                    answers.append(generate(model, prompts, tokens, cfg.batch_size,
+                                            progress=False))
+        scores = [axis.score(embed_texts(a, encoder)) for a in answers]
+        for cond, ans, sc in zip([None, *group], answers, scores):
+            records += [{"items": name, "condition": cond.key if cond else "none",
+                         "behaviour": cond.behaviour if cond else "none",
+                         "coefficient": cond.coefficient if cond else 0.0,
+                         "question": q, "answer": a, "score": float(x)}
+                        for q, a, x in zip(stems, ans, sc)]
+        for cond, sc in zip(group, scores[1:]):
+            d = paired_mean_delta(scores[0], sc)
+            result[cond.key] = {
+                "open_n": d["n"], "open_score_baseline": d["mean_base"],
+                "open_score": d["mean_steered"], "open_delta": d["delta"],
+                "open_ci_low": d["ci_low"], "open_ci_high": d["ci_high"],
+                "open_p_value": d["p_value"], "open_axis_accuracy": accuracy}
+    write_text(out / "open_ended.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    return result

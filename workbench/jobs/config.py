@@ -45,6 +45,8 @@ class AuditConfig:
     # coefficient times the mean residual-stream norm at the steering layer
     coefficient_scale: str = "absolute"
     efficacy_pairs: int = 10  # held-out A/B pairs per behaviour for steering efficacy (0: skip)
+    # answer length of the open-ended efficacy check on those held-out questions (0: skip)
+    open_ended_tokens: int = 32
     steer_positions: str = "eoi"
     mitigation: str = "direction"  # or "subspace"
     subspace_k: int = 3
@@ -87,7 +89,7 @@ PRESETS: dict[str, dict] = {
         templates=["direct", "prefix_injection"], behaviours=["sycophancy", "refusal"],
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
         search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
-        judge="substring",
+        open_ended_tokens=6, judge="substring",
     ),
     # CPU-sized (about 15 minutes on 2 cores): the refusal direction searched at the last eoi
     # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40
@@ -109,7 +111,7 @@ PRESETS: dict[str, dict] = {
         coefficients=[-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], coefficient_scale="norm",
         max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7],
         methods=["caa", "pca", "probe"],
-        efficacy_pairs=15,
+        efficacy_pairs=15, open_ended_tokens=64,
     ),
 }
 
@@ -145,6 +147,9 @@ def build_config(preset: str | None = None, toml: str | None = None, **overrides
         raise WorkbenchError(f"refusal_top_k is {cfg.refusal_top_k}; give 1 or more")
     if cfg.efficacy_pairs < 0:
         raise WorkbenchError(f"efficacy_pairs is {cfg.efficacy_pairs}; give 0 (skip) or more")
+    if cfg.open_ended_tokens < 0:
+        raise WorkbenchError(f"open_ended_tokens is {cfg.open_ended_tokens}; give 0 (skip) or "
+                             "more")
     return cfg
 
 
