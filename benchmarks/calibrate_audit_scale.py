@@ -21,17 +21,13 @@ from pathlib import Path
 
 
 def main() -> None:
-    from workbench import load_model
-    from workbench.activations import collect_activations
     from workbench.evaluation.batched import generate_conditions
     from workbench.evaluation.judges import SubstringJudge, is_refusal, make_judge
     from workbench.evaluation.stats import proportion_ci
     from workbench.evaluation.templates import resolve_templates
-    from workbench.geometry import unit
-    from workbench.jobs.audit import _saved_directions, _with_ids, load_attack, load_benign
-    from workbench.jobs.config import AuditConfig, judge_spec
-    from workbench.jobs.directions import read_direction_inputs
-    from workbench.jobs.audit import directions_config
+    from workbench.jobs.audit import load_attack, load_benign
+    from workbench.jobs.config import judge_spec
+    from workbench.jobs.reopen import reopen_audit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="a finished audit run directory")
@@ -48,24 +44,14 @@ def main() -> None:
                     help="answer length (default: the run's max_new_tokens)")
     args = ap.parse_args()
 
-    run = Path(args.run)
-    record = json.loads((run / "run.json").read_text())
-    cfg = AuditConfig(**{k: v for k, v in record["config"].items()
-                         if k in AuditConfig.__dataclass_fields__})
-    model = load_model(cfg.model, device=cfg.device)
-    directions = _saved_directions(run, cfg)
-    layer = record["steering_layers"][0] if args.layer is None else model.check_layer(args.layer)
-    resid = float(collect_activations(
-        model, model.tokenize_instructions([i.instruction for i in
-                                            read_direction_inputs(directions_config(cfg))
-                                            .harm_train[:32]]),
-        layers=[layer], progress=False)["resid_pre"][:, 0, 0].double().norm(dim=-1).mean())
-    r_hat = unit(directions.selection.direction.double()).float()
+    run = reopen_audit(args.run)
+    model, cfg, inputs, directions = run.model, run.cfg, run.inputs, run.directions
+    layer = run.steering_layer if args.layer is None else model.check_layer(args.layer)
+    resid = run.resid_norm(layer)
+    r_hat = run.refusal_unit()
     templates = resolve_templates(cfg.templates, cfg.template_files)
     attack = load_attack(cfg)
-    inputs = read_direction_inputs(directions_config(cfg))
-    benign = _with_ids(load_benign(cfg, {i.instruction for i in inputs.safe_train
-                                         + inputs.safe_val}), "benign")
+    benign = load_benign(cfg, {i.instruction for i in inputs.safe_train + inputs.safe_val})
     harm_texts = [t.apply(i.instruction) for t in templates for i in attack]
     texts = harm_texts + [i.instruction for i in benign]
     scales = [0.0] + [sgn * float(s) for s in args.scales.split(",") for sgn in (-1, 1)]

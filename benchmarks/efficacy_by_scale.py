@@ -9,25 +9,20 @@ vector that steers moves the share in its coefficient's direction while the mass
 mass near zero means the push broke the answer format instead. Forward passes only (no
 generation): all scales of a behaviour run in shared batches.
 
-    python benchmarks/efficacy_by_scale.py --run runs/audit-quick     # about 2 min on 2 cores
+    python benchmarks/efficacy_by_scale.py --run runs/audit-quick     # about 1 min on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-from pathlib import Path
 
 
 def main() -> None:
-    from workbench import load_model
-    from workbench.activations import collect_activations
     from workbench.evaluation.batched import condition_delta
     from workbench.evaluation.efficacy import ab_probabilities_conditions, paired_mean_delta
-    from workbench.jobs.audit import _saved_directions, caa_behaviours, directions_config
-    from workbench.jobs.config import AuditConfig
-    from workbench.jobs.directions import read_direction_inputs
+    from workbench.jobs.audit import caa_behaviours
+    from workbench.jobs.reopen import reopen_audit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="a finished audit run directory")
@@ -37,26 +32,17 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="CSV of the table (default: print only)")
     args = ap.parse_args()
 
-    run = Path(args.run)
-    record = json.loads((run / "run.json").read_text())
-    cfg = AuditConfig(**{k: v for k, v in record["config"].items()
-                         if k in AuditConfig.__dataclass_fields__})
-    model = load_model(cfg.model, device=cfg.device)
-    directions = _saved_directions(run, cfg)
-    if directions is None:
-        ap.error(f"{run} has no saved directions; run the audit first")
-    layer = record["steering_layers"][0] if args.layer is None else model.check_layer(args.layer)
-    inputs = read_direction_inputs(directions_config(cfg))
-    resid = float(collect_activations(
-        model, model.tokenize_instructions([i.instruction for i in inputs.harm_train[:32]]),
-        layers=[layer], progress=False)["resid_pre"][:, 0, 0].double().norm(dim=-1).mean())
+    run = reopen_audit(args.run)
+    model, cfg, inputs = run.model, run.cfg, run.inputs
+    layer = run.steering_layer if args.layer is None else model.check_layer(args.layer)
+    resid = run.resid_norm(layer)
     scales = [sgn * float(s) for s in args.scales.split(",") for sgn in (-1, 1)]
     rows = []
     for b in caa_behaviours(cfg):
         pairs = inputs.heldout.get(b)
         if not pairs:
             continue
-        v = directions.caa[b][layer].float()
+        v = run.directions.caa[b][layer].float()
         deltas = [{}] + [{layer: condition_delta(v, s * resid / float(v.norm()))}
                          for s in scales]
         tables = ab_probabilities_conditions(model, pairs, deltas, cfg.steer_positions,

@@ -296,6 +296,27 @@ def test_audit_records_open_ended_efficacy(smoke):
     assert (out / "figures" / "efficacy_open_ended.html").is_file()
 
 
+def test_reopen_audit_gives_back_the_runs_vectors_and_norm_scale(smoke, tmp_path):
+    """Follow-up analyses see the run as it was: the same directions, and the mean residual
+    norm the `norm` coefficient scale used (conditions.csv's resid_norm)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from workbench.jobs.reopen import reopen_audit
+
+    run = reopen_audit(smoke)
+    saved = load_file(smoke / "directions.safetensors")
+    assert torch.equal(run.directions.caa["sycophancy"], saved["caa.sycophancy"].double())
+    assert float(run.refusal_unit().norm()) == pytest.approx(1.0, abs=1e-6)
+    layer = run.steering_layer
+    recorded = {float(r["resid_norm"]) for r in _rows(smoke / "conditions.csv")
+                if int(r["layer"]) == layer}
+    assert len(recorded) == 1
+    assert run.resid_norm(layer) == pytest.approx(recorded.pop(), rel=1e-5)
+    with pytest.raises(WorkbenchError, match="no run.json"):
+        reopen_audit(tmp_path)
+
+
 def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
     from contextlib import contextmanager
 

@@ -420,6 +420,12 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
     return "\n".join(lines)
 
 
+def _condition_cells(e: dict) -> str:
+    """The leading table cells of a steering condition: behaviour, method, layer, coef."""
+    name = f"{e['behaviour']} *(control)*" if e["behaviour"] in CONTROLS else e["behaviour"]
+    return f"| {name} | {e['method']} | {e['layer']} | {e['coefficient']:+g} | "
+
+
 def _efficacy_section(efficacy: list[dict]) -> list[str]:
     lines = ["## Steering efficacy (does each vector steer its own behaviour?)", ""]
     rows = [e for e in efficacy if not e["mitigated"]]
@@ -431,8 +437,7 @@ def _efficacy_section(efficacy: list[dict]) -> list[str]:
               "p(matching) steered | Δ [95% CI] (pp) | p | A/B mass steered | steers |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in rows:
-        name = f"{e['behaviour']} *(control)*" if e["behaviour"] in CONTROLS else e["behaviour"]
-        lines.append(f"| {name} | {e['method']} | {e['layer']} | {e['coefficient']:+g} | "
+        lines.append(f"{_condition_cells(e)}"
                      f"{e['n']} | {_pct(e['p_matching_baseline'])} | {_pct(e['p_matching'])} | "
                      f"{_pp(e['delta'])} [{_pp(e['delta_ci_low'])}, {_pp(e['delta_ci_high'])}] | "
                      f"{_p(e['p_value'])} | {_pct(e['ab_mass'])} | "
@@ -458,8 +463,7 @@ def _open_ended_section(rows: list[dict]) -> list[str]:
              "| behaviour | method | layer | coef | n | axis accuracy | score baseline | "
              "score steered | Δ [95% CI] | p | steers |", "|---" * 11 + "|"]
     for e in rows:
-        name = f"{e['behaviour']} *(control)*" if e["behaviour"] in CONTROLS else e["behaviour"]
-        lines.append(f"| {name} | {e['method']} | {e['layer']} | {e['coefficient']:+g} | "
+        lines.append(f"{_condition_cells(e)}"
                      f"{e['open_n']} | {e['open_axis_accuracy']:.2f} | "
                      f"{e['open_score_baseline']:+.2f} | {e['open_score']:+.2f} | "
                      f"{_num(e['open_delta'], '+.2f')} [{_num(e['open_ci_low'], '+.2f')}, "
