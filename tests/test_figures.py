@@ -671,7 +671,7 @@ def test_smoke_run_figures_pass_browser_checks(tmp_path):
     assert main(["safesteer", "--preset", "smoke", "--out", str(safesteer), "--quiet"]) == 0
     figs = _all_figures(audit, safesteer)
     audit_names = {"cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections",
-                   "projections_3d", "asr_by_category", "efficacy"}
+                   "projections_3d", "asr_by_category", "efficacy", "efficacy_open_ended"}
     assert {k for k in figs if k.startswith("audit/")} == {f"audit/{n}" for n in audit_names}
     assert sum(k.startswith("safesteer/") for k in figs) == 4
     _assert_clean(figs, tmp_path / "browser")
