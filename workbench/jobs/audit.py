@@ -465,11 +465,11 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
     The batched engine reads every condition of a behaviour in shared batches (each prompt's
     prefix run once); the reference engine runs one condition at a time under its hook.
     """
-    items_name, open_ended = _items_name, open_ended or {}
-    steered_conds = [c for c in conditions if c.behaviour != "none" and heldout.get(items_name(c))]
+    open_ended = open_ended or {}
+    steered_conds = [c for c in conditions if c.behaviour != "none" and heldout.get(_items_name(c))]
     base, steered = {}, {}
-    for name in dict.fromkeys(items_name(c) for c in steered_conds):
-        group = [c for c in steered_conds if items_name(c) == name]
+    for name in dict.fromkeys(_items_name(c) for c in steered_conds):
+        group = [c for c in steered_conds if _items_name(c) == name]
         if cfg.engine == "batched" and shares_prefix(model, cfg.steer_positions):
             deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
                                                        coef_abs[c.key])} for c in group]
@@ -484,7 +484,7 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
                 steered[c.key] = ab_probabilities(model, heldout[name], cfg.batch_size)
     rows = []
     for cond in steered_conds:
-        name = items_name(cond)
+        name = _items_name(cond)
         base_t, steer_t = base[name], steered[cond.key]
         d = paired_mean_delta(base_t["p_matching_norm"], steer_t["p_matching_norm"])
         rows.append({
@@ -535,13 +535,13 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
             deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
                                                        coef_abs[c.key])} for c in group]
             answers = generate_conditions(model, prompts, deltas, tokens, cfg.steer_positions,
-                                          batch_size=rows, progress=False)
+                                          batch_size=rows, progress=cfg.progress)
         else:
-            answers = [generate(model, prompts, tokens, cfg.batch_size, progress=False)]
+            answers = [generate(model, prompts, tokens, cfg.batch_size, progress=cfg.progress)]
             for c in group:
                 with _steer(model, cfg, c, vectors, coef_abs[c.key]):
                     answers.append(generate(model, prompts, tokens, cfg.batch_size,
-                                            progress=False))
+                                            progress=cfg.progress))
         scores = [axis.score(embed_texts(a, encoder)) for a in answers]
         for cond, ans, sc in zip([None, *group], answers, scores):
             records += [{"items": name, "condition": cond.key if cond else "none",
