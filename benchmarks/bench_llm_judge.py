@@ -62,7 +62,8 @@ def evaluate(judge, name: str, limit: int | None) -> dict:
         **judge_agreement([lab == JAILBROKEN for lab in labels], human),
         "roc_auc": auc,
         "substring_baseline": judge_agreement(
-            [lab == JAILBROKEN for lab in SubstringJudge().label(prompts, responses)], human), "n_incomprehensible": int((~asked).sum()),
+            [lab == JAILBROKEN for lab in SubstringJudge().label(prompts, responses)], human),
+        "n_incomprehensible": int((~asked).sum()),
         "wall_s": wall, "answers_per_s": len(examples) / wall,
         "items": [{"id": e.id, "human": h, "label": lab,
                    "p_jailbroken": None if math.isnan(p) else round(p, 5)}

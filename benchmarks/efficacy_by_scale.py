@@ -14,7 +14,6 @@ generation): all scales of a behaviour run in shared batches.
 
 from __future__ import annotations
 
-import argparse
 import csv
 
 
@@ -22,21 +21,14 @@ def main() -> None:
     from workbench.evaluation.batched import condition_delta
     from workbench.evaluation.efficacy import ab_probabilities_conditions, paired_mean_delta
     from workbench.jobs.audit import caa_behaviours
-    from workbench.jobs.reopen import reopen_audit
+    from workbench.jobs.reopen import reopen_audit, signed_scales, sweep_arguments
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="a finished audit run directory")
-    ap.add_argument("--scales", default="0.03,0.1,0.25,0.5,1.0")
-    ap.add_argument("--layer", type=int, default=None,
-                    help="steering layer (default: the run's first steering layer)")
-    ap.add_argument("--out", default=None, help="CSV of the table (default: print only)")
-    args = ap.parse_args()
-
+    args = sweep_arguments(__doc__.splitlines()[0], "0.03,0.1,0.25,0.5,1.0").parse_args()
     run = reopen_audit(args.run)
     model, cfg, inputs = run.model, run.cfg, run.inputs
-    layer = run.steering_layer if args.layer is None else model.check_layer(args.layer)
+    layer = run.layer(args.layer)
     resid = run.resid_norm(layer)
-    scales = [sgn * float(s) for s in args.scales.split(",") for sgn in (-1, 1)]
+    scales = signed_scales(args.scales)
     rows = []
     for b in caa_behaviours(cfg):
         pairs = inputs.heldout.get(b)

@@ -43,7 +43,8 @@ def embed(encoder, texts):
 
 def structure(r: str) -> list[float]:
     lines = [line.strip() for line in r.splitlines() if line.strip()]
-    listed = sum(bool(re.match(r"^(\d+[.)]|[-*•]|step \d+)", line, re.IGNORECASE)) for line in lines)
+    listed = sum(bool(re.match(r"^(\d+[.)]|[-*•]|step \d+)", line, re.IGNORECASE))
+                 for line in lines)
     return [np.log1p(listed), "```" in r, np.log1p(len(re.findall(r"\d", r))),
             np.log1p(r.count(":")),
             bool(re.search(r"\b(sorry|apologi|cannot|can't|unable)\b", r, re.IGNORECASE)),

@@ -3,6 +3,7 @@ import math
 import re
 import errno
 import json
+from pathlib import Path
 
 import pytest
 
@@ -315,6 +316,40 @@ def test_reopen_audit_gives_back_the_runs_vectors_and_norm_scale(smoke, tmp_path
     assert run.resid_norm(layer) == pytest.approx(recorded.pop(), rel=1e-5)
     with pytest.raises(WorkbenchError, match="no run.json"):
         reopen_audit(tmp_path)
+
+
+def test_scale_sweep_benchmarks_run_on_a_finished_audit(smoke, tmp_path):
+    """The calibration benchmark's rows (the unsteered row first, every signed scale, the
+    published-bypass ablation row) and the efficacy sweep, end to end on the smoke run."""
+    import subprocess
+    import sys
+
+    from workbench.jobs.reopen import signed_scales
+
+    assert signed_scales("0.5,1") == [-0.5, 0.5, -1.0, 1.0]
+    root = Path(__file__).resolve().parents[1]
+    calib, answers = tmp_path / "calib.csv", tmp_path / "answers.jsonl"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "calibrate_audit_scale.py"),
+                    "--run", str(smoke), "--scales", "1", "--ablation", "--candidate=-1:1",
+                    "--out", str(calib), "--answers", str(answers)], check=True,
+                   capture_output=True, text=True)
+    rows = _rows(calib)
+    assert [(r["intervention"], r["scale"]) for r in rows] == [
+        ("steer", "0.0"), ("steer", "-1.0"), ("steer", "1.0"), ("ablation", "nan")]
+    assert float(rows[0]["delta"]) == 0 and float(rows[0]["p_value"]) == 1
+    kept = [json.loads(line) for line in answers.read_text().splitlines()]
+    n = int(rows[0]["n"])
+    assert len(kept) == 4 * n
+    for r in rows:  # the recorded rate is the share of answers labelled jailbroken
+        mine = [k for k in kept if k["intervention"] == r["intervention"]
+                and str(float(k["scale"])) == r["scale"]]
+        assert float(r["asr"]) == pytest.approx(
+            sum(k["label"] == "jailbroken" for k in mine) / n)
+    eff = tmp_path / "eff.csv"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "efficacy_by_scale.py"),
+                    "--run", str(smoke), "--scales", "0.5", "--out", str(eff)], check=True,
+                   capture_output=True, text=True)
+    assert {float(r["scale"]) for r in _rows(eff)} == {-0.5, 0.5}
 
 
 def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):

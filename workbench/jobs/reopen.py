@@ -8,6 +8,7 @@ and loads the model once; the calibration benchmarks use it to steer at other sc
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from workbench.jobs.config import AuditConfig
 from workbench.jobs.directions import DirectionInputs, Directions, read_direction_inputs
 from workbench.runs import read_json
 
-__all__ = ["AuditRun", "reopen_audit"]
+__all__ = ["AuditRun", "reopen_audit", "signed_scales", "sweep_arguments"]
 
 
 @dataclass
@@ -37,6 +38,10 @@ class AuditRun:
         """The run's first steering layer."""
         return int(self.record["steering_layers"][0])
 
+    def layer(self, layer: int | None) -> int:
+        """``layer`` checked against the model, or the run's steering layer when None."""
+        return self.steering_layer if layer is None else self.model.check_layer(layer)
+
     def resid_norm(self, layer: int) -> float:
         """Mean ``resid_pre`` norm at ``layer`` over the harmful and harmless training prompts
         (last token): the unit of the ``norm`` coefficient scale, computed as the audit does."""
@@ -53,6 +58,25 @@ class AuditRun:
         from workbench.geometry import unit
 
         return unit(self.directions.selection.direction.double()).float()
+
+
+def sweep_arguments(description: str, scales: str) -> argparse.ArgumentParser:
+    """A parser with the arguments every scale sweep over a finished run takes
+    (``--run --scales --layer --out``); a script adds its own."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--run", required=True, help="a finished audit run directory")
+    ap.add_argument("--scales", default=scales,
+                    help=f"comma-separated norm-relative scales, each run in both signs "
+                         f"(default {scales})")
+    ap.add_argument("--layer", type=int, default=None,
+                    help="steering layer (default: the run's first steering layer)")
+    ap.add_argument("--out", default=None, help="CSV of the table (default: print only)")
+    return ap
+
+
+def signed_scales(scales: str) -> list[float]:
+    """``"0.25,1"`` -> ``[-0.25, 0.25, -1.0, 1.0]``."""
+    return [sgn * float(s) for s in scales.split(",") for sgn in (-1, 1)]
 
 
 def reopen_audit(path: str | Path) -> AuditRun:
