@@ -205,3 +205,17 @@ def test_shared_prefix_logprobs_equal_full_forward(tiny, hooked):
         got = last_logprobs_shared_prefix(tiny, prompts, batch_size=3)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert not torch.equal(want, last_logprobs(tiny, prompts)) or hooked == "none"
+
+
+def test_prefill_fills_the_kv_cache_of_every_layer(tiny):
+    """The shared-prefix path reuses the KV cache of a forward through the bridge; a
+    transformers release whose cache argument the bridge does not pass on leaves it empty
+    (5.24 with TransformerLens 4.3), and every cached generation then goes wrong."""
+    from workbench.evaluation.batched import prefill_cache, select_cache_rows
+
+    ids = torch.tensor(tiny.tokenize_instructions(["Explain how tides work."]))
+    cache = prefill_cache(tiny, ids, torch.ones_like(ids))
+    assert cache.get_seq_length() == ids.shape[1], "the bridge left the KV cache empty"
+    assert len(cache.layers) == tiny.n_layers
+    two = select_cache_rows(cache, torch.tensor([0, 0]))
+    assert torch.equal(two.layers[0].keys[1], cache.layers[0].keys[0])
