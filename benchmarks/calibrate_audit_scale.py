@@ -21,9 +21,20 @@ finds no more of them jailbroken).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
+
+
+def candidate(text: str) -> tuple[int, int]:
+    """``"-4:18"`` -> ``(-4, 18)``: a refusal candidate as an eoi offset and a layer."""
+    try:
+        offset, layer = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not OFFSET:LAYER; write it as --candidate=-4:18") from None
+    return offset, layer
 
 
 def main() -> None:
@@ -32,7 +43,6 @@ def main() -> None:
     from workbench.evaluation.judges import SubstringJudge, is_refusal, make_judge
     from workbench.evaluation.stats import paired_delta, proportion_ci
     from workbench.evaluation.templates import resolve_templates
-    from workbench.geometry import unit
     from workbench.jobs.audit import load_attack, load_benign
     from workbench.jobs.config import judge_spec
     from workbench.jobs.reopen import reopen_audit, signed_scales, sweep_arguments
@@ -49,7 +59,7 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true",
                     help="add a row with the direction ablated everywhere (the published "
                          "bypass intervention) instead of added at one layer")
-    ap.add_argument("--candidate", default=None, metavar="OFFSET:LAYER",
+    ap.add_argument("--candidate", default=None, metavar="OFFSET:LAYER", type=candidate,
                     help="steer with another refusal candidate of the run instead of the "
                          "selected direction, e.g. -4:18 (eoi offset, layer)")
     args = ap.parse_args()
@@ -58,11 +68,9 @@ def main() -> None:
     model, cfg, inputs, directions = run.model, run.cfg, run.inputs, run.directions
     layer = run.layer(args.layer)
     resid = run.resid_norm(layer)
-    r_hat, source = run.refusal_unit(), f"refusal direction (layer {directions.selection.layer})"
-    if args.candidate:
-        offset, cand_layer = (int(x) for x in args.candidate.split(":"))
-        r_hat = unit(directions.candidates[offset, model.check_layer(cand_layer)].double()).float()
-        source = f"refusal candidate (offset {offset}, layer {cand_layer})"
+    r_hat = run.refusal_unit(args.candidate)
+    source = (f"refusal direction (layer {directions.selection.layer})" if args.candidate is None
+              else "refusal candidate (offset {}, layer {})".format(*args.candidate))
     templates = resolve_templates(cfg.templates, cfg.template_files)
     attack = load_attack(cfg)
     benign = load_benign(cfg, {i.instruction for i in inputs.safe_train + inputs.safe_val})
@@ -77,8 +85,7 @@ def main() -> None:
     rows_of = [("steer", s) for s in scales]
     if args.ablation:
         with ablate_directions(model, r_hat):
-            out.append(generate(model, ids, max_new_tokens=tokens, batch_size=args.rows,
-                                progress=False))
+            out.append(generate(model, ids, max_new_tokens=tokens, batch_size=args.rows))
         rows_of.append(("ablation", float("nan")))
     judge, substring = make_judge(judge_spec(cfg), device=cfg.device), SubstringJudge()
     n_h = len(harm_texts)

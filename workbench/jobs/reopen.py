@@ -53,11 +53,20 @@ class AuditRun:
                                    progress=False)["resid_pre"]
         return float(acts[:, 0, 0].double().norm(dim=-1).mean())
 
-    def refusal_unit(self) -> torch.Tensor:
-        """The selected refusal direction as a float32 unit vector."""
+    def refusal_unit(self, candidate: tuple[int, int] | None = None) -> torch.Tensor:
+        """The selected refusal direction, or the run's candidate ``(offset, layer)`` (eoi
+        offset counted from the end, as in ``refusal_scores.csv``), as a float32 unit vector."""
         from workbench.geometry import unit
 
-        return unit(self.directions.selection.direction.double()).float()
+        if candidate is None:
+            return unit(self.directions.selection.direction.double()).float()
+        offset, layer = candidate
+        n_eoi = self.directions.candidates.shape[0]
+        if not -n_eoi <= offset < 0:
+            raise ValueError(f"candidate offset {offset} is outside this run's eoi positions "
+                             f"(-{n_eoi} to -1); pick one listed in refusal_scores.csv")
+        return unit(self.directions.candidates[offset, self.model.check_layer(layer)]
+                    .double()).float()
 
 
 def sweep_arguments(description: str, scales: str) -> argparse.ArgumentParser:
