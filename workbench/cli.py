@@ -44,6 +44,11 @@ A TOML file (--config) overrides the preset; flags override both."""
 TRUST_HELP = ("allow code shipped with the model (auto_map in its config) to run; off by "
               "default; recorded in run.json")
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
+# workbench.model.specs.DTYPE_CHOICES, repeated so that start-up imports no torch (a test checks)
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_HELP = ("auto (default): bfloat16 on a GPU or on a CPU with native bfloat16 (AVX512-BF16, "
+              "AMX), else float32; or float32 (the exact reference), bfloat16, float16. "
+              "Recorded in run.json; a run resumes only in the dtype it started in")
 MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct, "
               "tiny-random, "
               "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
@@ -134,7 +139,7 @@ def _directions(args: argparse.Namespace) -> None:
     from workbench.jobs.validation import validate
 
     given = {k: getattr(args, k) for k in (
-        "model", "harmful", "harmless", "out", "device", "n_train", "n_val", "seed",
+        "model", "harmful", "harmless", "out", "device", "dtype", "n_train", "n_val", "seed",
         "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
         "induce_coefficient", "kl_threshold", "induce_threshold")}
     if args.contrast:
@@ -170,15 +175,20 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
     if args.trust_remote_code:
         overrides["trust_remote_code"] = True
     cfg = build_config(args.preset, args.config, **overrides)
+    from workbench.jobs.common import run_precision
+
+    precision = run_precision(cfg)
     if not args.quiet:
-        print(f"{name}: preset {cfg.preset}, model {cfg.model}, writing {cfg.out}",
-              file=sys.stderr)
+        why = f" ({precision.reason})" if precision.asked == "auto" else ""
+        print(f"{name}: preset {cfg.preset}, model {cfg.model}, dtype {precision.name}{why}, "
+              f"writing {cfg.out}", file=sys.stderr)
     if getattr(args, "ray", None) is None:
         record = run(cfg)
     else:
         from workbench.distributed import RayExecutor
 
         with RayExecutor(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                         dtype=precision.name,
                          address=args.ray or None, workers=args.ray_workers,
                          gpus_per_worker=args.ray_gpus_per_worker) as executor:
             if not args.quiet:
@@ -191,12 +201,12 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
 
 
 AUDIT_FIELDS = (
-    "model", "device", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
+    "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
     "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
     "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
     "efficacy_pairs", "open_ended_tokens", "engine")
 SAFESTEER_FIELDS = (
-    "model", "device", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
+    "model", "device", "dtype", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
     "judge", "filter_refusals", "relevance", "seed")
 
@@ -255,7 +265,7 @@ def _judge_eval(args: argparse.Namespace) -> None:
     if args.out and Path(args.out).is_dir():
         raise WorkbenchError(f"--out {args.out} is a directory; give a file name such as "
                              "judge_eval.json")
-    result = judge_eval(args.judge, args.set, args.labels, args.out, args.seed)
+    result = judge_eval(args.judge, args.set, args.labels, args.out, args.seed, args.dtype)
     print(format_table(result))
     if args.out:
         print(f"wrote {args.out}")
@@ -348,6 +358,7 @@ def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="TOML file whose keys (config field names) override the preset")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help=DTYPE_HELP)
     p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help=f"run directory to write or resume (default {default_out}); an existing "
@@ -468,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory to write (default runs/directions)")
     d.add_argument("--device", default=None, help=DEVICE_HELP)
+    d.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help=DTYPE_HELP)
     d.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     d.add_argument("--n-train", type=int, default=None, metavar="N",
                    help="prompts per class for the difference in means, >= 1 (default 128; "
@@ -562,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--labels", default=None, metavar="FILE.jsonl",
                    help="your own labels: request, response, jailbroken (true/false) per line")
     j.add_argument("--seed", type=int, default=0, help="seed of the kappa bootstrap (default 0)")
+    j.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
+                   help="dtype of chat-model judges (llm:MODEL); default float32, in which "
+                        "their thresholds were measured")
     j.add_argument("--out", default=None, metavar="FILE",
                    help="write the agreement as JSON here (default: print only)")
 

@@ -47,11 +47,11 @@ class Replica:
     """The state of one Ray actor: a model replica that runs work items."""
 
     def __init__(self, spec: str, device: str | None, trust_remote_code: bool,
-                 device_map: str | None):
+                 device_map: str | None, dtype: str = "float32"):
         from workbench.model import load_model
 
-        self.model = load_model(spec, device=device, trust_remote_code=trust_remote_code,
-                                device_map=device_map)
+        self.model = load_model(spec, device=device, dtype=dtype,
+                                trust_remote_code=trust_remote_code, device_map=device_map)
 
     def run(self, item: GenerationItem) -> list[list[list[int]]]:
         return run_item(self.model, item)
@@ -65,10 +65,11 @@ class RayExecutor:
     a test), that instance is used and left running. ``workers``: number of replicas (default:
     the cluster's GPUs divided by ``gpus_per_worker``, else 2 or the CPU count if smaller).
     ``gpus_per_worker`` defaults to 1 where the cluster has GPUs, else 0 (CPU replicas).
-    Use as a context manager, or call :meth:`close`, to release the actors.
+    ``dtype`` is the resolved dtype of the run (every replica computes in it, never ``auto``,
+    so a GPU replica of a CPU-started run matches the driver's record). Use as a context manager, or call :meth:`close`, to release the actors.
     """
 
-    def __init__(self, model: str, *, trust_remote_code: bool = False,
+    def __init__(self, model: str, *, trust_remote_code: bool = False, dtype: str = "float32",
                  address: str | None = None, workers: int | None = None,
                  gpus_per_worker: int | None = None, max_restarts: int = 3):
         ray = import_ray()
@@ -103,7 +104,7 @@ class RayExecutor:
         # by Ray, up to max_restarts times; past that the driver gives its items to the others
         actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=max_restarts,
                            max_task_retries=-1)(Replica)
-        self.actors = [actor.remote(model, worker_device, trust_remote_code, device_map)
+        self.actors = [actor.remote(model, worker_device, trust_remote_code, device_map, dtype)
                        for _ in range(self.n_workers)]
         self.resubmitted = 0  # items given to another actor because theirs died for good
         self.running: dict = {}  # during a call: what each actor is running

@@ -13,6 +13,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from workbench.evaluation.judges import validated_agreement
+from workbench.model.precision import precision_phrase
 from workbench.evaluation.stats import paired_delta, rate_table, recovered_share, regression
 from workbench.geometry import unit
 from workbench.jobs.config import CONTROLS
@@ -342,7 +343,8 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
              f"`{cfg['steer_positions']}`, coefficients "
              f"{', '.join(f'{c:+g}' for c in cfg['coefficients'])}"
              f" ({cfg.get('coefficient_scale', 'absolute')} scale), method(s) "
-             f"{', '.join(cfg.get('methods', ['caa']))}; mitigation `{cfg['mitigation']}`.", ""]
+             f"{', '.join(cfg.get('methods', ['caa']))}; mitigation `{cfg['mitigation']}`; "
+             f"{precision_phrase(record['model'])}.", ""]
     base = [a for a in asr if a["behaviour"] == "none" and a["template"] == "all"]
     base_fr = [f for f in fr if f["behaviour"] == "none"]
     if base:

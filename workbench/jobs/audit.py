@@ -274,7 +274,8 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
 
     t = time.time()
     job.stage("load model")
-    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype,
+                       trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
     for l in cfg.layers or []:
         model.check_layer(l)

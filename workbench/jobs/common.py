@@ -58,9 +58,23 @@ def resolve_config(config_cls, presets: dict, preset: str | None, toml: str | No
     return validate(replace(config_cls(), **values), explicit)
 
 
+def run_precision(cfg):
+    """The dtype a job's model runs in: ``cfg.dtype`` (``auto`` or a name) on ``cfg.device``."""
+    from workbench.model import resolve_device, resolve_precision
+
+    return resolve_precision(cfg.dtype, resolve_device(cfg.device))
+
+
 def result_fields(cfg, non_result: set[str]) -> dict:
-    """The part of a config that determines results (compared when resuming)."""
-    return {k: v for k, v in asdict(cfg).items() if k not in non_result}
+    """The part of a config that determines results (compared when resuming).
+
+    ``dtype`` is the one that runs (``auto`` resolved on this machine), so a run started in
+    bfloat16 is never resumed in float32 on a machine where ``auto`` means float32.
+    """
+    values = {k: v for k, v in asdict(cfg).items() if k not in non_result}
+    if "dtype" in values:
+        values["dtype"] = run_precision(cfg).name
+    return values
 
 
 def check_run_dir(out: Path, job: str, result_config: dict) -> None:
@@ -75,6 +89,8 @@ def check_run_dir(out: Path, job: str, result_config: dict) -> None:
         raise WorkbenchError(f"{out} holds a {old.get('job')!r} run, not a {job} run; use a "
                              "new --out")
     theirs = old.get("result_config", {})
+    if "dtype" in result_config and "dtype" not in theirs:  # written before dtypes: float32
+        theirs = {**theirs, "dtype": "float32"}
     diff = sorted(k for k in set(result_config) | set(theirs)
                   if result_config.get(k) != theirs.get(k))
     if diff:

@@ -18,6 +18,8 @@ class AuditConfig:
     model: str = DEFAULT_MODEL
     trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
     device: str | None = None
+    # auto: bfloat16 on GPUs and on CPUs with native bfloat16, else float32 (the reference)
+    dtype: str = "auto"
     out: str = "runs/audit"
     # attack prompts (a dataset name from workbench.data.benchmarks, "embedded", or a file)
     attack: str = "jbb"
@@ -90,6 +92,7 @@ PRESETS: dict[str, dict] = {
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
         search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
         open_ended_tokens=6, judge="substring",
+        dtype="float32",  # the CI preset: bit-reproducible on every machine
     ),
     # CPU-sized (about 15 minutes on 2 cores): the refusal direction searched at the last eoi
     # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40

@@ -59,6 +59,7 @@ class DirectionsConfig:
     contrast: dict[str, str] = field(default_factory=lambda: {b: "embedded" for b in BEHAVIOURS})
     out: str = "runs/directions"
     device: str | None = None
+    dtype: str = "auto"  # auto, float32, bfloat16 or float16 (workbench.model.precision)
     n_train: int = 128
     n_val: int = 32
     seed: int = 0
@@ -192,8 +193,9 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
-            "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations"}
+            "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations", "dtype"}
     return {"model": model.spec, "identity": model.identity,
+            "dtype": str(model.dtype).removeprefix("torch."),
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
 
@@ -307,7 +309,8 @@ def model_record(model) -> dict:
             "n_layers": model.n_layers, "d_model": model.d_model,
             "eoi_tokens": model.tokenizer.convert_ids_to_tokens(model.eoi_token_ids),
             "refusal_tokens": model.tokenizer.convert_ids_to_tokens(model.refusal_token_ids),
-            "device": str(model.device)}
+            "device": str(model.device),
+            "dtype": model.precision.record() if model.precision else None}
 
 
 def refusal_record(selection: RefusalSelection) -> dict:
@@ -359,7 +362,8 @@ def run_directions(cfg: DirectionsConfig) -> dict:
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
     job.stage("load model")
-    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype,
+                       trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
     directions = compute_directions(model, inputs, cfg, job, checkpoint_dir=cfg.out)
     timings.update(directions.timings)

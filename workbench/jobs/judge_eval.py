@@ -123,10 +123,12 @@ def mark_training_set(metrics: dict, judge, source: str | None) -> dict:
 
 
 def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
-               labels: str | None = None, out: str | None = None, seed: int = 0) -> dict:
+               labels: str | None = None, out: str | None = None, seed: int = 0,
+               dtype: str | None = None) -> dict:
     """Every judge on every set: ``{spec: metrics}`` for one set, ``{set: {spec: metrics}}``
     for several. Sets: ``labels`` (a user JSONL file) and/or built-in ``sets``; with neither,
     all built-in sets. Judge specs are checked before any data is read or any judge loaded.
+    ``dtype`` is that of chat-model judges (default float32, in which they were measured).
     """
     from workbench.errors import WorkbenchError
     from workbench.evaluation.judges import split_spec
@@ -135,6 +137,10 @@ def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
     judges = list(judges or ["substring"])
     for spec in judges:
         split_spec(spec)
+    from workbench.model.specs import DTYPE_CHOICES
+
+    if dtype is not None and dtype not in DTYPE_CHOICES:
+        raise WorkbenchError(f"dtype {dtype!r} is unknown; use one of {', '.join(DTYPE_CHOICES)}")
     unknown = [s for s in sets or [] if s not in BUILTIN_SETS]
     if unknown:
         raise WorkbenchError(f"unknown label set {unknown[0]!r}; use one of "
@@ -144,7 +150,7 @@ def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
         data[Path(labels).name] = read_labels_file(labels, "labels")
     for name in sets or ([] if labels else list(BUILTIN_SETS)):
         data[name] = load_source(BUILTIN_SETS[name])
-    built = {spec: make_judge(spec) for spec in judges}
+    built = {spec: make_judge(spec, dtype=dtype) for spec in judges}
     sources = {name: BUILTIN_SETS.get(name) for name in data}
     if labels:
         sources[Path(labels).name] = None  # a user's file: not a training source

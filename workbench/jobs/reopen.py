@@ -106,6 +106,8 @@ def reopen_audit(path: str | Path) -> AuditRun:
     if directions is None:
         raise WorkbenchError(f"{path} has no saved directions for its behaviours; run the "
                              "audit to the end first")
-    model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    dtype = (record.get("model", {}).get("dtype") or {}).get("used", "float32")
+    model = load_model(cfg.model, device=cfg.device, dtype=dtype,
+                       trust_remote_code=cfg.trust_remote_code)
     return AuditRun(path, cfg, record, model, directions,
                     read_direction_inputs(directions_config(cfg)))

@@ -85,6 +85,8 @@ class SafeSteerConfig:
     model: str = DEFAULT_MODEL
     trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
     device: str | None = None
+    # auto: bfloat16 on GPUs and on CPUs with native bfloat16, else float32 (the reference)
+    dtype: str = "auto"
     out: str = "runs/safesteer"
     # prompts
     harmful: str = "embedded"  # embedded, a benchmark name (jbb, harmbench, ...) or a file
@@ -135,6 +137,7 @@ PRESETS: dict[str, dict] = {
         model="tiny-random", categories=["violence", "privacy", "drugs"], n_train=6, n_eval=2,
         n_safe=8, n_benign_eval=2, response_tokens=6, max_new_tokens=8, layers=[1],
         multipliers=[2.0], top_k=4, relevance="tfidf", png=False, judge="substring",
+        dtype="float32",  # the CI preset: bit-reproducible on every machine
     ),
     # 3 categories x 10 held-out prompts: n = 30 paired answers per method (pooled over
     # categories), where a one-way 30-point change has exact-McNemar power 0.92 (0.71 with 5%
@@ -183,14 +186,20 @@ def build_config(preset: str | None = None, toml: str | None = None,
     return cfg
 
 
-def result_fields(cfg: SafeSteerConfig) -> dict:
-    """The part of the config that determines results (compared when resuming)."""
-    return common.result_fields(cfg, NON_RESULT_FIELDS)
+def result_fields(cfg: SafeSteerConfig, model=None) -> dict:
+    """The part of the config that determines results (compared when resuming).
+
+    A model passed in runs in its own dtype, which is then the run's.
+    """
+    values = common.result_fields(cfg, NON_RESULT_FIELDS)
+    if model is not None:
+        values["dtype"] = str(model.dtype).removeprefix("torch.")
+    return values
 
 
-def check_run_dir(out: Path, cfg: SafeSteerConfig) -> None:
+def check_run_dir(out: Path, cfg: SafeSteerConfig, model=None) -> None:
     """Refuse to mix results: an existing RUN_DIR must have been written by the same config."""
-    common.check_run_dir(out, "safesteer", result_fields(cfg))
+    common.check_run_dir(out, "safesteer", result_fields(cfg, model))
 
 
 # --------------------------------------------------------------------------- conditions
@@ -589,7 +598,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
                       weights={"train responses": 3, "evaluation": 10})
     job.stage("read inputs")
     out = Path(cfg.out)
-    check_run_dir(out, cfg)
+    check_run_dir(out, cfg, model)
     data = load_category_data(cfg.harmful, cfg.harmless, cfg.categories, cfg.n_train, cfg.n_eval,
                               cfg.n_safe, cfg.n_benign_eval, cfg.seed, cfg.harmful_source)
     judge = make_judge(cfg.judge)
@@ -597,7 +606,8 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     t = time.time()
     job.stage("load model")
     if model is None:
-        model = load_model(cfg.model, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+        model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype,
+                           trust_remote_code=cfg.trust_remote_code)
     elif model.spec != cfg.model:
         raise WorkbenchError(f"the model passed is {model.spec!r} but the config names "
                              f"{cfg.model!r}; pass the configured model or change cfg.model")
@@ -606,7 +616,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     neuron_layers = scored_layers(cfg, model, layers)
     conds = conditions(cfg, data.categories, layers)
     record = {
-        "job": "safesteer", "config": asdict(cfg), "result_config": result_fields(cfg),
+        "job": "safesteer", "config": asdict(cfg), "result_config": result_fields(cfg, model),
         "model": model_record(model), "data": data.files, "categories": data.categories,
         "splits": {"train": {c: [i.id for i in v] for c, v in data.train.items()},
                    "eval": {c: [i.id for i in v] for c, v in data.eval.items()},

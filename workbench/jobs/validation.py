@@ -245,6 +245,12 @@ def device(name, value):
     _fail(name, value, "unknown device", "use cpu, cuda, cuda:N or auto")
 
 
+def dtype_name(name, value):
+    from workbench.model.specs import DTYPE_CHOICES
+
+    one_of(*DTYPE_CHOICES)(name, value)
+
+
 def judge_spec(name, value):
     from workbench.evaluation.judges.registry import split_spec
 
@@ -285,6 +291,7 @@ def refusal_source(name, value):
 FIELD_CHECKS: dict[str, Check] = {
     "model": model_spec,
     "device": device,
+    "dtype": dtype_name,
     "out": output_dir,
     "attack": attack_source,
     "attack_source": one_of("auto", "file", "package", "hub"),

@@ -20,6 +20,7 @@ import torch
 from workbench.errors import WorkbenchError
 from workbench.cache import model_dir
 from workbench.model.embedded import EMBEDDED_MODELS, ensure_cached, is_cached
+from workbench.model.precision import DTYPE_CHOICES, Precision, resolve_precision
 from workbench.model.safety import pretrained_kwargs, remote_code_message
 from workbench.model.tiny import TINY_MODELS, build_tiny_model
 from workbench.model.wrapper import WorkbenchModel
@@ -27,7 +28,8 @@ from workbench.model.wrapper import WorkbenchModel
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 from workbench.model.specs import HUB_ID as _HUB_ID
 
-__all__ = ["DEFAULT_MODEL", "WorkbenchModel", "known_models", "load_model", "resolve_device"]
+__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "Precision", "WorkbenchModel", "known_models",
+           "load_model", "resolve_device", "resolve_precision"]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -100,10 +102,15 @@ def _load_pretrained(path_or_id: str, dtype: torch.dtype, trust_remote_code: boo
 
 
 def load_model(
-    spec: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype = torch.float32,
+    spec: str = DEFAULT_MODEL, device: str | None = None, dtype: str | torch.dtype = "float32",
     trust_remote_code: bool = False, device_map: str | None = None,
 ) -> WorkbenchModel:
     """Load ``spec`` as a :class:`WorkbenchModel` on ``device`` (CUDA when present by default).
+
+    ``dtype`` is ``float32`` (the exact reference, the default here), ``bfloat16``, ``float16``
+    or ``auto``: the type the hardware is fast at (:mod:`workbench.model.precision`; bfloat16
+    on most GPUs and on CPUs with native bfloat16, else float32). ``model.precision`` records
+    what ran and why. The jobs default to ``auto``.
 
     Weights load from safetensors (or the embedded GGUF) only, never from pickle checkpoints;
     code shipped with a model runs only with ``trust_remote_code=True``.
@@ -116,6 +123,8 @@ def load_model(
     if device_map is not None and device is not None:
         raise WorkbenchError("give a device or a device_map, not both")
     dev = resolve_device(device)
+    precision = resolve_precision(dtype, dev if device_map is None else torch.device("cuda"))
+    dtype = precision.dtype
     pre = {"device_map": device_map} if device_map is not None else {}
     boot_dev = None if device_map is not None else dev
     if spec in TINY_MODELS:
@@ -156,4 +165,4 @@ def load_model(
         )
     identity["trust_remote_code"] = trust_remote_code
     return WorkbenchModel(bridge=bridge, tokenizer=tokenizer, spec=spec,
-                          family=_family(hf_model), identity=identity)
+                          family=_family(hf_model), identity=identity, precision=precision)

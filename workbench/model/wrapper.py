@@ -39,6 +39,7 @@ class WorkbenchModel:
         spec: the spec the model was loaded from (``tiny-random``, an HF id, a path, ...).
         family: architecture family (``qwen2``, ``llama``, ...), which picks refusal tokens.
         identity: how the spec resolved (hub id, local path, hashes), for run records.
+        precision: the dtype the weights and activations are in, and why it was chosen.
     """
 
     bridge: Any
@@ -46,6 +47,7 @@ class WorkbenchModel:
     spec: str
     family: str
     identity: dict = field(default_factory=dict)
+    precision: Any = None
 
     def __post_init__(self) -> None:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -81,6 +83,10 @@ class WorkbenchModel:
     @property
     def device(self) -> torch.device:
         return next(self.hf_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf_model.parameters()).dtype
 
     @property
     def n_eoi(self) -> int:
@@ -211,4 +217,5 @@ class WorkbenchModel:
 
     def __repr__(self) -> str:
         return (f"WorkbenchModel(spec={self.spec!r}, family={self.family!r}, "
-                f"n_layers={self.n_layers}, d_model={self.d_model}, device={self.device})")
+                f"n_layers={self.n_layers}, d_model={self.d_model}, device={self.device}, "
+                f"dtype={str(self.dtype).removeprefix('torch.')})")

@@ -15,6 +15,7 @@ import numpy as np
 
 from workbench.evaluation.judges import JAILBROKEN, label_response
 from workbench.evaluation.stats import paired_delta, proportion_ci
+from workbench.model.precision import precision_phrase
 from workbench.runs import write_csv, write_text
 from workbench.safesteer.quality import bleu, relevance_scores, rouge_l
 
@@ -250,7 +251,8 @@ def report_markdown(record: dict, metrics: list[dict], checks: list[dict], shari
              f"tokens); evaluation greedy, {cfg['max_new_tokens']} new tokens; relevance "
              f"`{record.get('relevance_method', cfg['relevance'])}`; refusal direction "
              f"`{record['refusal']['kind']}`. Steering layer(s) "
-             f"{', '.join(map(str, record['steering_layers']))}; top-{cfg['top_k']} neurons.", ""]
+             f"{', '.join(map(str, record['steering_layers']))}; top-{cfg['top_k']} neurons; "
+             f"{precision_phrase(record['model'])}.", ""]
     lines += judge_lines(record) + text_lines(record)
     lines += ["Rates: share of answers, Wilson 95% CI in brackets, n answers per row. Δ: "
               "percentage points vs the unsteered answers to the same prompts (Newcombe CI, "

@@ -144,7 +144,7 @@ class LLMJudge(Judge):
         max_request_tokens: int = 256,
         threshold: float = 0.5,
         rubric: str | Rubric = DEFAULT_RUBRIC,
-        dtype: torch.dtype = torch.float32,
+        dtype: str | torch.dtype = "float32",
         **thresholds,
     ):
         from workbench.model import load_model

@@ -59,8 +59,13 @@ def _ensemble_parts(arg: str) -> list[str]:
     return parts
 
 
-def make_judge(spec: str | None = None, device: str | None = None, **kwargs) -> Judge:
-    """Build the judge that ``spec`` names (``None`` means ``substring``)."""
+def make_judge(spec: str | None = None, device: str | None = None, dtype: str | None = None,
+               **kwargs) -> Judge:
+    """Build the judge that ``spec`` names (``None`` means ``substring``).
+
+    ``dtype`` applies to chat-model judges (``llm:``) only; their thresholds were measured in
+    float32, the default. The trained and probe judges keep the dtype they were fitted in.
+    """
     kind, arg = split_spec(spec or "substring")
     if kind == "substring":
         return SubstringJudge(**kwargs)
@@ -75,12 +80,12 @@ def make_judge(spec: str | None = None, device: str | None = None, **kwargs) -> 
     if kind == "llm":
         from workbench.evaluation.judges.llm import LLMJudge
 
-        return LLMJudge(arg, device=device, **kwargs)
+        return LLMJudge(arg, device=device, dtype=dtype or "float32", **kwargs)
     if kind == "ensemble":
         from workbench.evaluation.judges.ensemble import EnsembleJudge
 
-        return EnsembleJudge([make_judge(p, device=device) for p in _ensemble_parts(arg)],
-                             **kwargs)
+        return EnsembleJudge([make_judge(p, device=device, dtype=dtype)
+                              for p in _ensemble_parts(arg)], **kwargs)
     from workbench.evaluation.judges.classifier import ClassifierJudge
 
     return ClassifierJudge(arg, device=device, **kwargs)
