@@ -132,3 +132,24 @@ def test_auto_resolves_before_resume_checks(tmp_path):
 
     cfg = build_config("smoke", dtype="auto", out=str(tmp_path))
     assert result_fields(cfg)["dtype"] == resolve_precision("auto", CPU).name
+
+
+def test_only_judges_checked_in_bfloat16_follow_the_run():
+    from workbench.jobs.common import judge_dtype
+    from workbench.jobs.config import build_config
+
+    cfg = build_config("smoke", dtype="bfloat16")
+    assert judge_dtype("probe", cfg) == "bfloat16"
+    for spec in ("llm:tiny-random", "trained", "substring", "ensemble:probe,substring"):
+        assert judge_dtype(spec, cfg) == "float32"
+    assert judge_dtype("probe", build_config("smoke")) == "float32"  # smoke pins float32
+
+
+def test_llm_judge_model_takes_the_dtype_asked():
+    from workbench.evaluation.judges import make_judge
+    from workbench.jobs.common import judge_model_dtype
+
+    assert judge_model_dtype(make_judge("llm:tiny-random", device="cpu")) == "float32"
+    judge = make_judge("llm:tiny-random", device="cpu", dtype="bfloat16")
+    assert judge_model_dtype(judge) == "bfloat16"
+    assert judge_model_dtype(make_judge("substring")) is None

@@ -281,7 +281,8 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
         model.check_layer(l)
     layers = steering_layers(cfg, model.n_layers)
     # the judge is its own model (never the steered one), built before any generation
-    judge = make_judge(judge_spec(cfg), device=cfg.device)
+    judge = make_judge(judge_spec(cfg), device=cfg.device,
+                       dtype=common.judge_dtype(judge_spec(cfg), cfg))
 
     directions = _saved_directions(out, cfg)
     if directions is None:
@@ -297,7 +298,8 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
         "benign": {"source": cfg.benign, "n": len(benign)},
         "templates": {t.name: t.text for t in templates},
         "refusal": refusal_record(sel), "steering_layers": layers,
-        "judge": {"spec": judge_spec(cfg), "name": judge.name},
+        "judge": {"spec": judge_spec(cfg), "name": judge.name,
+                  "model_dtype": common.judge_model_dtype(judge)},
         "versions": package_versions(), "status": "generating",
     }
     write_json(out / "run.json", record)

@@ -65,6 +65,23 @@ def run_precision(cfg):
     return resolve_precision(cfg.dtype, resolve_device(cfg.device))
 
 
+# Model judges whose labels were checked in bfloat16 against float32 (benchmarks/judge_dtype.py,
+# docs/judges.md): they run in the job's dtype. Every other model judge stays in float32, the
+# dtype its agreement with human labels was measured in.
+JUDGES_IN_RUN_DTYPE = ("probe",)
+
+
+def judge_dtype(spec: str, cfg) -> str:
+    """The dtype of the judge ``spec``'s own model in a job configured by ``cfg``."""
+    return run_precision(cfg).name if spec in JUDGES_IN_RUN_DTYPE else "float32"
+
+
+def judge_model_dtype(judge) -> str | None:
+    """The dtype of a judge's own chat model, for run.json (None: the judge has no model)."""
+    model = getattr(judge, "model", None)
+    return str(model.dtype).removeprefix("torch.") if model is not None else None
+
+
 def result_fields(cfg, non_result: set[str]) -> dict:
     """The part of a config that determines results (compared when resuming).
 

@@ -601,7 +601,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     check_run_dir(out, cfg, model)
     data = load_category_data(cfg.harmful, cfg.harmless, cfg.categories, cfg.n_train, cfg.n_eval,
                               cfg.n_safe, cfg.n_benign_eval, cfg.seed, cfg.harmful_source)
-    judge = make_judge(cfg.judge)
+    judge = make_judge(cfg.judge, device=cfg.device, dtype=common.judge_dtype(cfg.judge, cfg))
     timings = {"read_inputs": time.time() - t0}
     t = time.time()
     job.stage("load model")
@@ -625,6 +625,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
         "steering_layers": layers, "neuron_layers": neuron_layers,
         "n_conditions": len(conds), "versions": package_versions(), "status": "generating",
         "judge": {"spec": cfg.judge, "name": judge.name,
+                  "model_dtype": common.judge_model_dtype(judge),
                   "validated_agreement": validated_agreement(cfg.judge)},
     }
     write_json(out / "run.json", record)

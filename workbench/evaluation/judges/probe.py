@@ -142,7 +142,9 @@ class ProbeJudge(ScoringJudge):
     """Comprehensibility gate, then the shipped linear probe on the embedded model's residuals.
 
     Loads its own copy of the probe's model (``record["model"]``, by default the embedded
-    Qwen2.5-Coder-0.5B-Instruct) on ``device``; ``threshold`` (default: the one stored with
+    Qwen2.5-Coder-0.5B-Instruct) on ``device`` in ``dtype`` (float32, in which the probe was
+    fitted, or bfloat16, in which its labels were checked against float32's:
+    ``benchmarks/judge_dtype.py``, docs/judges.md); ``threshold`` (default: the one stored with
     the weights) is the P(jailbroken) above which an answer is ``jailbroken``; ``weights``
     reads another weights file; ``model`` reuses an already loaded copy (never one carrying
     steering hooks).
@@ -152,7 +154,7 @@ class ProbeJudge(ScoringJudge):
 
     def __init__(self, device: str | None = None, weights: str | Path | None = None,
                  threshold: float | None = None, batch_size: int = 16, model=None,
-                 **thresholds):
+                 dtype: str = "float32", **thresholds):
         from workbench.model import load_model
 
         self.record = load_probe_weights(weights)
@@ -161,7 +163,7 @@ class ProbeJudge(ScoringJudge):
             raise WorkbenchError(f"batch_size is {batch_size!r}; give a positive whole number")
         self.batch_size, self.thresholds = batch_size, thresholds
         self.model = model if model is not None else load_model(self.record["model"],
-                                                                device=device)
+                                                                device=device, dtype=dtype)
         if len(self.record["coef"]) != self.model.d_model + EMBED_DIM + N_CHEAP:
             raise WorkbenchError(f"probe weights have {len(self.record['coef'])} weights; they "
                                  f"do not fit {self.record['model']} (d_model "

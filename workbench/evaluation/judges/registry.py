@@ -63,8 +63,9 @@ def make_judge(spec: str | None = None, device: str | None = None, dtype: str | 
                **kwargs) -> Judge:
     """Build the judge that ``spec`` names (``None`` means ``substring``).
 
-    ``dtype`` applies to chat-model judges (``llm:``) only; their thresholds were measured in
-    float32, the default. The trained and probe judges keep the dtype they were fitted in.
+    ``dtype`` is that of the judge's own model (``probe``, ``llm:``); ``None`` keeps float32,
+    in which every model judge was fitted and measured. The ``trained`` judge's MiniLM always
+    runs in float32.
     """
     kind, arg = split_spec(spec or "substring")
     if kind == "substring":
@@ -76,7 +77,7 @@ def make_judge(spec: str | None = None, device: str | None = None, dtype: str | 
     if kind == "probe":
         from workbench.evaluation.judges.probe import ProbeJudge
 
-        return ProbeJudge(device=device, **kwargs)
+        return ProbeJudge(device=device, dtype=dtype or "float32", **kwargs)
     if kind == "llm":
         from workbench.evaluation.judges.llm import LLMJudge
 
