@@ -117,7 +117,7 @@ def memory_child(args) -> dict:
     from workbench.activations import collect_activations, mean_activations
 
     t0 = time.perf_counter()
-    m = load_model(args.model, device=args.device)
+    m = load_model(args.model, device=args.device, dtype=args.dtype)
     # Fault every weight page in (safetensors may be mmapped lazily), so the baseline holds
     # the whole model and the run's delta is caching alone, not weights paging in.
     with torch.inference_mode():
@@ -181,7 +181,7 @@ def memory_child(args) -> dict:
 def run_memory_child(args, mode: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", mode,
            "--model", args.model, "--batch-size", str(args.batch_size),
-           "--n-prompts", str(args.n_prompts)]
+           "--n-prompts", str(args.n_prompts), "--dtype", args.dtype]
     if args.device:
         cmd += ["--device", args.device]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
@@ -372,6 +372,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None, help="default benchmarks/results/cache_<model>.json")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, auto, ...")
     p.add_argument("--no-pristine", action="store_true",
                    help="skip the unwrapped-HF baseline (it loads a second copy of the model)")
     p.add_argument("--skip-memory", action="store_true", help="only time the overhead")
@@ -384,7 +385,7 @@ def main(argv=None) -> None:
 
     info = machine_info()
     t_start = time.perf_counter()
-    res = {"benchmark": "cache", "model": args.model,
+    res = {"benchmark": "cache", "model": args.model, "dtype": args.dtype,
            "command": "python " + " ".join([os.path.relpath(__file__, ROOT),
                                             *(argv if argv is not None else sys.argv[1:])]),
            "machine": info, "memory": {}}
@@ -399,7 +400,7 @@ def main(argv=None) -> None:
 
     from workbench import load_model
 
-    m = load_model(args.model, device=args.device)
+    m = load_model(args.model, device=args.device, dtype=args.dtype)
     res.update({"identity": m.identity, "device": str(m.device), "n_layers": m.n_layers,
                 "d_model": m.d_model})
     print(f"overhead: {args.n_overhead} prompts, {args.repeats} repeats ...", flush=True)

@@ -7,7 +7,8 @@ Three parts, each in float32 and in the dtype ``auto`` picks on this machine:
 
 1. forward: ``resid_pre`` cached at every layer for 32 harmful prompts (one batch);
 2. generation: 32 greedy answers of 24 tokens, batched;
-3. end to end: ``workbench audit --preset quick`` (fresh process, fresh run directory).
+3. end to end: ``workbench audit --preset quick`` (fresh process, fresh run directory;
+   ``--reuse`` takes a complete run already in ``--keep``, timed by its run.json).
 
 and what changed between the two:
 
@@ -82,9 +83,18 @@ def micro(spec: str, dtype: str, n: int, tokens: int) -> dict:
             "answers": [[t for t in a if t != pad] for a in ids], "acts": acts}
 
 
-def audit(spec: str, dtype: str, out: Path, preset: str) -> dict:
+def audit(spec: str, dtype: str, out: Path, preset: str, reuse: bool = False) -> dict:
+    """One quick audit in its own process (or, with ``reuse``, a complete one already in
+    ``out``, timed by its own run.json)."""
     cmd = ["workbench", "audit", "--preset", preset, "--model", spec, "--dtype", dtype,
            "--out", str(out), "--quiet", "--no-png"]
+    done = out / "run.json"
+    if reuse and done.is_file() and json.loads(done.read_text()).get("status") == "complete":
+        record = json.loads(done.read_text())
+        return {"command": " ".join(cmd), "wall_s": record["timings_s"]["total"],
+                "reused": True, "finished": datetime.fromtimestamp(
+                    done.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
+                "dtype": record["model"]["dtype"], "timings_s": record["timings_s"]}
     load = os.getloadavg()[0]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -97,7 +107,9 @@ def audit(spec: str, dtype: str, out: Path, preset: str) -> dict:
 def compare_runs(a: Path, b: Path, tokenizer) -> dict:
     """What changed from run ``a`` (float32) to run ``b`` (auto)."""
     ta, tb = (read_tensors(str(p / "directions.safetensors")) for p in (a, b))
-    ra, rb = (json.loads((p / "run.json").read_text())["refusal"] for p in (a, b))
+    runs = [json.loads((p / "run.json").read_text()) for p in (a, b)]
+    ra, rb = (r["refusal"] for r in runs)
+    steer = runs[0]["steering_layers"][0]
 
     def cos(x, y):
         x, y = x.double().flatten(), y.double().flatten()
@@ -105,8 +117,10 @@ def compare_runs(a: Path, b: Path, tokenizer) -> dict:
 
     cosines = {"refusal.direction": cos(ta["refusal.direction"], tb["refusal.direction"])}
     for k in sorted(ta):
-        if k.startswith("caa."):  # per layer; the minimum over layers 1.. (layer 0 is embed)
-            cosines[k] = min(cos(ta[k][l], tb[k][l]) for l in range(1, ta[k].shape[0]))
+        if k.startswith("caa."):  # at the steering layer, and the least over layers 1..L-1
+            per_layer = [cos(ta[k][i], tb[k][i]) for i in range(1, ta[k].shape[0])]
+            cosines[k] = {f"layer_{steer}": per_layer[steer - 1], "min": min(per_layer),
+                          "min_layer": 1 + per_layer.index(min(per_layer))}
     ga = {r["key"]: r for r in map(json.loads, open(a / "generations.jsonl"))}
     gb = {r["key"]: r for r in map(json.loads, open(b / "generations.jsonl"))}
     firsts = []
@@ -142,6 +156,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=24)
     ap.add_argument("--skip-audit", action="store_true", help="forward and generation only")
     ap.add_argument("--keep", default=None, help="write the two audit run directories here")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse a complete audit already in --keep (its run.json timings count)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -171,11 +187,15 @@ def main() -> None:
     print(json.dumps(record["micro"], indent=2), flush=True)
     if not args.skip_audit:
         root = Path(args.keep or tempfile.mkdtemp(prefix="bench-dtype-"))
-        audits = {d: audit(args.model, d, root / d, args.preset) for d in ("float32", "auto")}
+        audits = {d: audit(args.model, d, root / d, args.preset, args.reuse)
+                  for d in ("float32", "auto")}
         tok = load_model(args.model, device="cpu").tokenizer
         record["audit"] = {
             "preset": args.preset, "runs": audits, "run_dirs": str(root),
             "speedup_wall": round(audits["float32"]["wall_s"] / audits["auto"]["wall_s"], 2),
+            # the job's own clock (run.json timings total), comparable for fresh and reused runs
+            "speedup_run_total": round(audits["float32"]["timings_s"]["total"]
+                                       / audits["auto"]["timings_s"]["total"], 2),
             "agreement": compare_runs(root / "float32", root / "auto", tok),
         }
         print(json.dumps({k: v for k, v in record["audit"].items() if k != "runs"}, indent=2))

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 
-def _plain_hf(spec: str, device):
+def _plain_hf(spec: str, device, dtype):
     """A fresh, unhooked Hugging Face copy of the same model (no bridge in its module tree)."""
     from transformers import AutoModelForCausalLM
 
@@ -31,8 +31,8 @@ def _plain_hf(spec: str, device):
         plain = build_tiny_model(TINY_MODELS[spec])[0]
     else:
         path = ensure_cached(EMBEDDED_MODELS[spec]) if spec in EMBEDDED_MODELS else spec
-        plain = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    return plain.to(device).eval()
+        plain = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return plain.to(device=device, dtype=dtype).eval()
 
 
 def _timed(fn, repeats: int) -> float:
@@ -57,10 +57,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, auto, ...")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     prompts = model.tokenize_instructions(
         [i.instruction for i in embedded_instructions("harmful")[: args.n_prompts]])
     vector = torch.randn(model.d_model, generator=torch.Generator().manual_seed(0))
@@ -73,7 +74,7 @@ def main() -> None:
             return generate(model, prompts, max_new_tokens=args.max_new_tokens,
                             batch_size=batch_size, progress=False, **no_eos)
 
-    plain = _plain_hf(args.model, model.device)
+    plain = _plain_hf(args.model, model.device, model.dtype)
     pad = model.tokenizer.pad_token_id
 
     def plain_generate():
@@ -96,6 +97,7 @@ def main() -> None:
     results["ratio_vs_plain_hf"] = results["batched_steered_s"] / results["plain_hf_batched_s"]
     record = {
         "benchmark": "generation", "model": args.model, "n_prompts": len(prompts),
+        "dtype": model.precision.record(),
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
         "steering": f"add_vector at resid_pre layer {layer}, positions eoi",
         "tokens_generated": len(prompts) * args.max_new_tokens, **results,

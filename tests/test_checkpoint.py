@@ -94,3 +94,15 @@ def test_other_config_or_data_does_not_reuse_checkpoints(setup, tmp_path):
     cfg.kl_threshold = 0.1
     inputs.files["harmful"] = {**inputs.files["harmful"], "sha256": "0" * 64}
     assert where() != first
+
+
+def test_checkpoints_of_another_dtype_are_not_reused(setup, tmp_path):
+    """Pieces computed in bfloat16 are never resumed into a float32 run (or the reverse)."""
+    from workbench import load_model
+
+    model, inputs, cfg = setup
+    bf16 = load_model("tiny-random", device="cpu", dtype="bfloat16")
+    f32 = DirectionCheckpoint(tmp_path, checkpoint_key(model, inputs, cfg)).dir
+    assert DirectionCheckpoint(tmp_path, checkpoint_key(bf16, inputs, cfg)).dir != f32
+    cfg.dtype = "float32"  # the asked name is not the key: what ran is
+    assert DirectionCheckpoint(tmp_path, checkpoint_key(model, inputs, cfg)).dir == f32

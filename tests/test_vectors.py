@@ -35,6 +35,7 @@ def test_header_metadata_and_load(tiny, run_dir):
     assert torch.equal(vec.tensor, dirs.caa["sycophancy"].float())
     m = vec.metadata
     assert m["model"] == "tiny-random" and m["model_sha256"] == model_fingerprint(tiny)
+    assert m["model_dtype"] == "float32"
     assert (m["n_layers"], m["d_model"]) == (4, 64) and m["hook"] == "resid_pre"
     assert m["layers"] == [0, 1, 2, 3] and m["position"] == "answer letter"
     assert m["data"] == {"harmful": "ab" * 32} and m["workbench_version"]

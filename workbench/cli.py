@@ -285,9 +285,10 @@ def _models(args: argparse.Namespace) -> None:
 
 
 def _model_lines() -> list[str]:
-    from workbench.model import known_models
+    from workbench.model import known_models, resolve_device, resolve_precision
 
     rows = known_models()
+    auto = resolve_precision("auto", resolve_device(None))
     width = max(len(r["spec"]) for r in rows)
     lines = []
     for r in rows:
@@ -298,7 +299,8 @@ def _model_lines() -> list[str]:
                      f"{r.get('source', '?')}"
                      + (f"; licence {r['licence']}" if r.get("licence") else ""))
     return lines + ["also: any local model directory, or a Hugging Face id (org/name) when the "
-                    "hub is reachable"]
+                    "hub is reachable",
+                    f"--dtype auto here: {auto.name} ({auto.reason})"]
 
 
 def _list_sections() -> dict:

@@ -42,6 +42,7 @@ def vector_metadata(model, vectors: dict[str, dict], data: dict | None = None,
     hashes = {k: (v["sha256"] if isinstance(v, dict) else v) for k, v in (data or {}).items()}
     meta = {"format": FORMAT, "model": model.spec, "model_sha256": model_fingerprint(model),
             "model_family": model.family, "n_layers": model.n_layers, "d_model": model.d_model,
+            "model_dtype": str(model.dtype).removeprefix("torch."),  # computed in; stored float32
             "workbench_version": __version__, "data": json.dumps(hashes, sort_keys=True),
             "vectors": json.dumps(vectors, sort_keys=True)}
     meta.update(extra)
