@@ -153,3 +153,13 @@ def test_llm_judge_model_takes_the_dtype_asked():
     judge = make_judge("llm:tiny-random", device="cpu", dtype="bfloat16")
     assert judge_model_dtype(judge) == "bfloat16"
     assert judge_model_dtype(make_judge("substring")) is None
+
+
+def test_peak_memory_is_recorded_in_gb():
+    """A fresh process that touches 1.5 GB reports a peak of at least that, in GB."""
+    code = ("import numpy as np; from workbench.jobs.common import peak_memory_gb; "
+            "a = peak_memory_gb(); b = np.ones(1_500_000_000 // 8); print(a, peak_memory_gb())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    before, after = map(float, out)
+    assert 0.01 < before < 1.5 and 1.5 <= after < before + 2.0

@@ -118,6 +118,16 @@ def check_run_dir(out: Path, job: str, result_config: dict) -> None:
         )
 
 
+def peak_memory_gb() -> float | None:
+    """This process's peak resident memory so far, in GB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak * (1 if sys.platform == "darwin" else 1024) / 1e9, 2)  # macOS: bytes, else KiB
+
+
 def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[str]:
     """Render a run's figures; without Chromium keep the HTML ones and return a warning."""
     try:
@@ -145,7 +155,8 @@ def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnin
         timings["figures"] = time.time() - t
     timings["total"] = time.time() - t0
     record.update(status="complete", warnings=warnings, **fields,
-                  timings_s={k: round(v, 2) for k, v in timings.items()})
+                  timings_s={k: round(v, 2) for k, v in timings.items()},
+                  peak_memory_gb=peak_memory_gb())
     write_json(out / "run.json", record)
     if job is not None:
         job.done()
