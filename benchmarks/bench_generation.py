@@ -30,7 +30,7 @@ def _plain_hf(spec: str, device, dtype):
     if spec in TINY_MODELS:
         plain = build_tiny_model(TINY_MODELS[spec])[0]
     else:
-        path = ensure_cached(EMBEDDED_MODELS[spec]) if spec in EMBEDDED_MODELS else spec
+        path = ensure_cached(EMBEDDED_MODELS[spec], dtype) if spec in EMBEDDED_MODELS else spec
         plain = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return plain.to(device=device, dtype=dtype).eval()
 

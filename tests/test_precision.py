@@ -163,3 +163,38 @@ def test_peak_memory_is_recorded_in_gb():
                          check=True).stdout.split()
     before, after = map(float, out)
     assert 0.01 < before < 1.5 and 1.5 <= after < before + 2.0
+
+
+def test_dtype_from_toml_and_a_bad_one_named(tmp_path):
+    from workbench.jobs.config import build_config
+
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('preset = "smoke"\ndtype = "bfloat16"\n')
+    bad.write_text('dtype = "float8"\n')
+    assert build_config(toml=str(good)).dtype == "bfloat16"
+    assert build_config(toml=str(good), dtype="float32").dtype == "float32"  # flags win
+    with pytest.raises(WorkbenchError, match="dtype 'float8' is unknown; use one of auto, "
+                                             "float32, bfloat16, float16"):
+        build_config(toml=str(bad))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cast_copy_equals_casting_at_load(tmp_path, dtype):
+    """The per-dtype cache holds exactly what from_pretrained(float32 copy, dtype=...) gives,
+    in bounded shards, and loads without a float32 model in memory."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench.model.convert import INDEX, cast_copy
+    from workbench.model.tiny import TINY_MODELS, build_tiny_model
+
+    model, tokenizer = build_tiny_model(TINY_MODELS["tiny-random"])
+    model.save_pretrained(tmp_path / "f32")
+    tokenizer.save_pretrained(tmp_path / "f32")
+    summary = cast_copy(tmp_path / "f32", tmp_path / "cast", dtype, shard_bytes=1 << 16)
+    assert summary["shards"] > 1 and (tmp_path / "cast" / INDEX).is_file()
+    want = AutoModelForCausalLM.from_pretrained(tmp_path / "f32", dtype=dtype).state_dict()
+    got = AutoModelForCausalLM.from_pretrained(tmp_path / "cast").state_dict()
+    assert got.keys() == want.keys()
+    for name, value in got.items():
+        assert value.dtype == dtype and torch.equal(value, want[name]), name
+    assert (tmp_path / "cast" / "tokenizer_config.json").is_file()

@@ -25,10 +25,13 @@ from workbench.model.safety import pretrained_kwargs, remote_code_message
 from workbench.model.tiny import TINY_MODELS, build_tiny_model
 from workbench.model.wrapper import WorkbenchModel
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+# The jobs' default: the smallest embedded model whose refusal-direction control passes in both
+# signs (README); the 0.5B is the fast teaching model (notebooks, tests, --model).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
+TEACHING_MODEL = "qwen2.5-coder-0.5b-instruct"
 from workbench.model.specs import HUB_ID as _HUB_ID
 
-__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "Precision", "WorkbenchModel", "known_models",
+__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "TEACHING_MODEL", "Precision", "WorkbenchModel", "known_models",
            "load_model", "resolve_device", "resolve_precision"]
 
 
@@ -53,7 +56,8 @@ def known_models() -> list[dict]:
              "source": "built in code (seeded)"}
             for name, s in TINY_MODELS.items()]
     rows += [{"spec": name, "kind": "embedded (PyPI wheels)", "cached": is_cached(m),
-              "description": m.description + (" [default]" if name == DEFAULT_MODEL else ""),
+              "description": m.description + (" [default]" if name == DEFAULT_MODEL else "")
+              + (" [teaching model]" if name == TEACHING_MODEL else ""),
               "path": str(model_dir(name)), "family": m.family, "parameters": m.parameters,
               "quantisation": m.quantisation, "licence": m.licence,
               "source": (f"PyPI {m.parts[0].package}=={m.parts[0].version}" if len(m.parts) == 1
@@ -135,7 +139,7 @@ def load_model(
         identity = {"kind": "tiny-random", "seed": TINY_MODELS[spec].seed}
     elif spec in EMBEDDED_MODELS:
         embedded = EMBEDDED_MODELS[spec]
-        path = ensure_cached(embedded)
+        path = ensure_cached(embedded, dtype)
         hf_model, tokenizer = _load_pretrained(str(path), dtype, **pre)
         bridge = _boot(str(path), hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "embedded", "hf_id": embedded.hf_id, "path": str(path),

