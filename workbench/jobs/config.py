@@ -94,7 +94,8 @@ PRESETS: dict[str, dict] = {
         open_ended_tokens=6, judge="substring",
         dtype="float32",  # the CI preset: bit-reproducible on every machine
     ),
-    # CPU-sized (about 15 minutes on 2 cores): the refusal direction searched at the last eoi
+    # CPU-sized (on 2 cores, the default 1.5B model: 10 minutes with native bfloat16, 28 in
+    # float32; the 0.5B teaching model: 7 and 12): the refusal direction searched at the last eoi
     # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40
     # contrast pairs per behaviour (10 more held out for efficacy), 24 new tokens (enough for
     # the refusal judge to see the opening of an answer; the `full` preset uses 256), 8 benign
