@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.evaluation.judges import judge_agreement, make_judge
+from workbench.evaluation.judges import JAILBROKEN, SAFE, is_comprehensible, judge_agreement
+from workbench.evaluation.judges import make_judge
 from workbench.evaluation.judges.train import load_source, read_labels_file
 from workbench.runs import write_json
 
@@ -42,9 +43,13 @@ def main() -> None:
     for dtype in ("float32", "bfloat16"):
         judge = make_judge("probe", device="cpu", dtype=dtype)
         t = time.perf_counter()
-        out[dtype] = {name: (judge.label([a.prompt for a in rows], [a.response for a in rows]),
-                             judge.proba([a.prompt for a in rows], [a.response for a in rows]))
-                      for name, rows in data.items()}
+        out[dtype] = {}
+        for name, rows in data.items():  # one forward per answer: the label from its P
+            proba = judge.proba([a.prompt for a in rows], [a.response for a in rows])
+            labels = [("incomprehensible" if not is_comprehensible(a.response, **judge.thresholds)
+                       else JAILBROKEN if p >= judge.threshold else SAFE)
+                      for a, p in zip(rows, proba)]
+            out[dtype][name] = (labels, proba)
         out[dtype]["seconds"] = time.perf_counter() - t
         del judge
     record = {"benchmark": "judge_dtype", "judge": "probe", "sets": {}}
