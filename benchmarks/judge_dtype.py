@@ -4,9 +4,9 @@
 
 The probe judge reads the embedded 0.5B model's residual stream, and its weights were fitted on
 float32 features. Before it may run in bfloat16 (the audit's dtype on hardware with native
-bfloat16), this scores every labelled answer the workbench ships or reads (JailbreakBench's
-human-majority set, pyrit's refusal and objective sets, the template-attack answers, and the
-40 held-out template answers) with the judge's model in float32 and in bfloat16, and records:
+bfloat16), this scores labelled answers the workbench ships or reads (JailbreakBench's
+human-majority set, pyrit's refusal set, the template-attack answers and the 40 held-out
+template answers: 487 in all) with the judge's model in float32 and in bfloat16, and records:
 
 - how many ``jailbroken`` labels differ between the two, per set;
 - the largest and the mean change in P(jailbroken);
@@ -29,7 +29,7 @@ from workbench.evaluation.judges import make_judge
 from workbench.evaluation.judges.train import load_source, read_labels_file
 from workbench.runs import write_json
 
-SETS = ("jbb", "refusal", "objective", "templates")
+SETS = ("jbb", "refusal", "templates")  # pyrit's objective set (395 long answers) left out for time
 HELDOUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "judge_heldout.jsonl"
 
 
