@@ -385,7 +385,7 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
     monkeypatch.setattr(audit_mod, "add_vector", tracking(audit_mod.add_vector))
     monkeypatch.setattr(work_mod, "add_vector", tracking(work_mod.add_vector))
     monkeypatch.setattr(batched_mod, "add_row_vectors", tracking(batched_mod.add_row_vectors))
-    monkeypatch.setattr(audit_mod, "make_judge", lambda spec, device=None: Watcher())
+    monkeypatch.setattr(audit_mod, "make_judge", lambda spec, device=None, dtype=None: Watcher())
     out = tmp_path / "run"
     for engine in ("batched", "reference"):
         run_audit(build_config("smoke", out=str(out / engine), progress=False, figures=False,
