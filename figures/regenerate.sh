@@ -7,4 +7,4 @@ for run in */; do
   if [ -f "$run/run.json" ]; then workbench figures "$run"; fi
 done
 # the cross-model comparison is drawn from the two audits' tables
-workbench compare audit-quick audit-quick-1.5b --out compare-quick
+workbench compare audit-quick-0.5b audit-quick --out compare-quick
