@@ -23,24 +23,19 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 
 def run_engine(engine: str, out: Path, extra: list[str]) -> dict:
     """One audit in its own process; its wall time and run.json."""
-    cmd = ["workbench", "audit", "--engine", engine, "--out", str(out), *extra]
-    load = os.getloadavg()[0]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    record = json.loads((out / "run.json").read_text())
-    return {"command": " ".join(cmd), "wall_s": round(wall, 1), "load_avg_1m_at_start": load,
-            "timings_s": record["timings_s"], "refusal_layer": record["refusal"]["layer"]}
+    from timed_job import timed_job
+
+    timed = timed_job(["workbench", "audit", "--engine", engine, "--out", str(out), *extra], out)
+    return {**{k: v for k, v in timed.items() if k != "run"},
+            "refusal_layer": timed["run"]["refusal"]["layer"]}
 
 
 def generations(out: Path) -> dict[str, dict]:

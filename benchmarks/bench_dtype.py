@@ -28,7 +28,6 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file as read_tensors
 
+from timed_job import timed_job
 from workbench import load_model
 from workbench.activations import collect_activations
 from workbench.data import embedded_instructions
@@ -44,7 +45,6 @@ from workbench.evaluation.generation import generate_ids
 from workbench.model import resolve_precision
 from workbench.model.precision import cpu_bf16_flags
 from workbench.runs import write_json
-from safetensors.torch import load_file as read_tensors
 
 
 def cpu_model() -> str:
@@ -95,13 +95,9 @@ def audit(spec: str, dtype: str, out: Path, preset: str, reuse: bool = False) ->
                 "reused": True, "finished": datetime.fromtimestamp(
                     done.stat().st_mtime, timezone.utc).isoformat(timespec="seconds"),
                 "dtype": record["model"]["dtype"], "timings_s": record["timings_s"]}
-    load = os.getloadavg()[0]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    record = json.loads((out / "run.json").read_text())
-    return {"command": " ".join(cmd), "wall_s": round(wall, 1), "load_avg_1m_at_start": load,
-            "dtype": record["model"]["dtype"], "timings_s": record["timings_s"]}
+    timed = timed_job(cmd, out)
+    return {**{k: v for k, v in timed.items() if k != "run"},
+            "dtype": timed["run"]["model"]["dtype"]}
 
 
 def compare_runs(a: Path, b: Path, tokenizer) -> dict:

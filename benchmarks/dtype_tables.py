@@ -57,7 +57,7 @@ def agreement_table(records: list[dict]) -> list[str]:
             f"{g['judge_labels_differing']} | {g['asr_csv']['cells_differing']} of "
             f"{g['asr_csv']['cells']} |")
         m = r["micro"]
-        lines.append(f"| {name}, micro (32 prompts) | | | | {m['identical_answers']} of "
+        lines.append(f"| {name}, micro ({m['prompts']} prompts) | | | | {m['identical_answers']} of "
                      f"{m['prompts']} | {m['first_difference_token_mean']} | | |")
     return lines
 
