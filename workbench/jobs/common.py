@@ -119,13 +119,23 @@ def check_run_dir(out: Path, job: str, result_config: dict) -> None:
 
 
 def peak_memory_gb() -> float | None:
-    """This process's peak resident memory so far, in GB (None where the OS does not say)."""
+    """This process's peak resident memory so far, in GB (None where the OS does not say).
+
+    Linux: the kernel's high-water mark of this process image (``VmHWM``), which starts afresh
+    at exec; ``getrusage`` elsewhere (on Linux it would carry the peak of the process that
+    forked this one, e.g. a test runner).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) * 1024 / 1e9, 2)  # kB
     try:
         import resource
     except ImportError:  # Windows
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak * (1 if sys.platform == "darwin" else 1024) / 1e9, 2)  # macOS: bytes, else KiB
+    return round(peak * (1 if sys.platform == "darwin" else 1024) / 1e9, 2)  # macOS: bytes
 
 
 def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[str]:
