@@ -38,7 +38,7 @@ presets (--preset):
           8 benign prompts, 4 behaviours + 2 positive controls x coefficients -1, +1 (norm
           scale) at 0.4 of the depth (layer 11 of 28), efficacy on held-out A/B items, 24 new
           tokens (about 10 minutes on 2 cores with native bfloat16, 28 minutes in float32);
-          safesteer: 3 categories x 10 held-out prompts, m 4 (est. 10 min)
+          safesteer: 3 categories x 10 held-out prompts, m 4 (6 minutes in bfloat16)
   full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 layers,
           3 methods, 256 tokens): meant for a GPU, not measured on CPU
 A TOML file (--config) overrides the preset; flags override both."""
