@@ -203,8 +203,8 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
 
 
 AUDIT_FIELDS = (
-    "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit", "templates",
-    "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
+    "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit",
+    "templates", "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
     "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
     "efficacy_pairs", "open_ended_tokens", "engine")
 SAFESTEER_FIELDS = (

@@ -31,8 +31,8 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 TEACHING_MODEL = "qwen2.5-coder-0.5b-instruct"
 from workbench.model.specs import HUB_ID as _HUB_ID
 
-__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "TEACHING_MODEL", "Precision", "WorkbenchModel", "known_models",
-           "load_model", "resolve_device", "resolve_precision"]
+__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "TEACHING_MODEL", "Precision", "WorkbenchModel",
+           "known_models", "load_model", "resolve_device", "resolve_precision"]
 
 
 def resolve_device(device: str | None) -> torch.device:
