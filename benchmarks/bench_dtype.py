@@ -43,7 +43,7 @@ from workbench.activations import collect_activations
 from workbench.data import embedded_instructions
 from workbench.evaluation.generation import generate_ids
 from workbench.model import resolve_precision
-from workbench.model.precision import cpu_bf16_flags
+from workbench.model.precision import cpu_bf16_flags, dtype_name
 from workbench.runs import write_json
 
 
@@ -78,7 +78,7 @@ def micro(spec: str, dtype: str, n: int, tokens: int) -> dict:
     ids = generate_ids(model, prompts, tokens, batch_size=n, progress=False)
     gen = time.perf_counter() - t
     pad = model.tokenizer.pad_token_id
-    return {"dtype": str(model.dtype).removeprefix("torch."), "forward_s": round(forward, 2),
+    return {"dtype": dtype_name(model.dtype), "forward_s": round(forward, 2),
             "generation_s": round(gen, 2), "prompt_tokens": sum(map(len, prompts)),
             "answers": [[t for t in a if t != pad] for a in ids], "acts": acts}
 

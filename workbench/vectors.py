@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 
 from workbench.errors import WorkbenchError
+from workbench.model.precision import dtype_name
 
 FORMAT = "steering-workbench-vectors/1"
 
@@ -42,7 +43,7 @@ def vector_metadata(model, vectors: dict[str, dict], data: dict | None = None,
     hashes = {k: (v["sha256"] if isinstance(v, dict) else v) for k, v in (data or {}).items()}
     meta = {"format": FORMAT, "model": model.spec, "model_sha256": model_fingerprint(model),
             "model_family": model.family, "n_layers": model.n_layers, "d_model": model.d_model,
-            "model_dtype": str(model.dtype).removeprefix("torch."),  # computed in; stored float32
+            "model_dtype": dtype_name(model.dtype),  # computed in; stored float32
             "workbench_version": __version__, "data": json.dumps(hashes, sort_keys=True),
             "vectors": json.dumps(vectors, sort_keys=True)}
     meta.update(extra)

@@ -78,8 +78,10 @@ def judge_dtype(spec: str, cfg) -> str:
 
 def judge_model_dtype(judge) -> str | None:
     """The dtype of a judge's own chat model, for run.json (None: the judge has no model)."""
+    from workbench.model.precision import dtype_name
+
     model = getattr(judge, "model", None)
-    return str(model.dtype).removeprefix("torch.") if model is not None else None
+    return dtype_name(model.dtype) if model is not None else None
 
 
 def result_fields(cfg, non_result: set[str]) -> dict:

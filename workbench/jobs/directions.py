@@ -38,6 +38,7 @@ from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
 from workbench.jobs.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
+from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.steering import ablate_directions, add_vector
@@ -195,7 +196,7 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
             "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations", "dtype"}
     return {"model": model.spec, "identity": model.identity,
-            "dtype": str(model.dtype).removeprefix("torch."),
+            "dtype": dtype_name(model.dtype),
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
             "data": {k: f["sha256"] for k, f in inputs.files.items()}}
 

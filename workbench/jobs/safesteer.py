@@ -45,6 +45,7 @@ from workbench.jobs import common
 from workbench.jobs.directions import model_record
 from workbench.jobs.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
+from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
 from workbench.vectors import safesteer_metadata
@@ -193,7 +194,7 @@ def result_fields(cfg: SafeSteerConfig, model=None) -> dict:
     """
     values = common.result_fields(cfg, NON_RESULT_FIELDS)
     if model is not None:
-        values["dtype"] = str(model.dtype).removeprefix("torch.")
+        values["dtype"] = dtype_name(model.dtype)
     return values
 
 

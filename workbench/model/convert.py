@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
+from workbench.model.precision import dtype_name
 
 SHARD_BYTES = 1 << 29  # 512 MiB of tensor data per safetensors file
 INDEX = "model.safetensors.index.json"
@@ -91,7 +92,8 @@ class ShardWriter:
         return {"tensors": len(self.weight_map), "shards": n, "bytes": self.total}
 
 
-def cast_copy(src: Path, dst: Path, dtype: torch.dtype, shard_bytes: int = SHARD_BYTES) -> dict:
+def cast_copy(src: Path, dst: Path, dtype: torch.dtype, shard_bytes: int = SHARD_BYTES,
+              progress: bool = True) -> dict:
     """A copy of the safetensors model in ``src`` with its floating-point weights in ``dtype``.
 
     One tensor is read (memory-mapped) and cast at a time, so loading a bfloat16 model later
@@ -104,7 +106,9 @@ def cast_copy(src: Path, dst: Path, dtype: torch.dtype, shard_bytes: int = SHARD
 
     dst.mkdir(parents=True, exist_ok=True)
     shards = ShardWriter(dst, shard_bytes)
-    for path in sorted(src.glob("*.safetensors")):
+    files = sorted(src.glob("*.safetensors"))
+    for path in tqdm(files, desc=f"writing a {dtype_name(dtype)} copy", unit="shard",
+                     disable=not progress or len(files) < 2):
         with safe_open(str(path), framework="pt") as f:
             for name in f.keys():
                 t = f.get_tensor(name)
@@ -114,7 +118,7 @@ def cast_copy(src: Path, dst: Path, dtype: torch.dtype, shard_bytes: int = SHARD
         if path.is_file() and not path.name.endswith(".safetensors") and path.name != INDEX:
             shutil.copy2(path, dst / path.name)
     config = json.loads((dst / "config.json").read_text())
-    config["dtype"] = str(dtype).removeprefix("torch.")
+    config["dtype"] = dtype_name(dtype)
     config.pop("torch_dtype", None)
     (dst / "config.json").write_text(json.dumps(config, indent=2))
     return {**summary, "dtype": str(dtype)}

@@ -25,6 +25,7 @@ from workbench.cache import cache_root, model_dir
 from workbench.errors import WorkbenchError
 from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
 from workbench.model.convert import cast_copy, convert_gguf_streamed
+from workbench.model.precision import dtype_name
 
 _CHUNK = 1 << 24
 _MARKER = "workbench.json"
@@ -210,7 +211,7 @@ def ensure_cached(spec: EmbeddedModel, dtype=None) -> Path:
     bytes and never holds a float32 model in memory.
     """
     final = ensure_float32_copy(spec)
-    name = str(dtype).removeprefix("torch.") if dtype is not None else "float32"
+    name = dtype_name(dtype) if dtype is not None else "float32"
     if name == "float32":
         return final
     cast = model_dir(f"{spec.name}-{name}")

@@ -28,6 +28,11 @@ DTYPES: dict[str, torch.dtype] = {
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: the name run records and flags use."""
+    return str(dtype).removeprefix("torch.")
+
+
 @dataclass(frozen=True)
 class Precision:
     """The dtype a run uses: what was asked, what ran, and the reason for the choice."""
@@ -38,7 +43,7 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return str(self.dtype).removeprefix("torch.")
+        return dtype_name(self.dtype)
 
     def record(self) -> dict:
         return {"asked": self.asked, "used": self.name, "reason": self.reason}
@@ -74,7 +79,7 @@ def resolve_precision(asked: str | torch.dtype | None, device: torch.device,
                       cpuinfo: str | None = None) -> Precision:
     """The :class:`Precision` for ``asked`` (a name, ``auto``, or a torch dtype) on ``device``."""
     if isinstance(asked, torch.dtype):
-        name = str(asked).removeprefix("torch.")
+        name = dtype_name(asked)
         if name not in DTYPES:
             raise WorkbenchError(f"dtype {name} is not supported; use one of "
                                  f"{', '.join(DTYPE_CHOICES)}")
