@@ -116,7 +116,7 @@ def main() -> None:
             conds += [(v.float(), layer, float(c)), (remove_projection(v, r).float(), layer,
                                                      float(c))]
     templates = resolve_templates(cfg.templates, cfg.template_files)
-    attack = load_attack(cfg)
+    attack, _ = load_attack(cfg)
     benign = load_benign(cfg, {i.instruction for i in inputs.safe_train + inputs.safe_val})
     texts = [t.apply(i.instruction) for t in templates for i in attack]
     texts += [i.instruction for i in benign]

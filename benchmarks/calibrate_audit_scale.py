@@ -72,7 +72,7 @@ def main() -> None:
     source = (f"refusal direction (layer {directions.selection.layer})" if args.candidate is None
               else "refusal candidate (offset {}, layer {})".format(*args.candidate))
     templates = resolve_templates(cfg.templates, cfg.template_files)
-    attack = load_attack(cfg)
+    attack, _ = load_attack(cfg)
     benign = load_benign(cfg, {i.instruction for i in inputs.safe_train + inputs.safe_val})
     harm_texts = [t.apply(i.instruction) for t in templates for i in attack]
     texts = harm_texts + [i.instruction for i in benign]

@@ -44,7 +44,8 @@ def test_refusal_scores_agree_to_float_rounding_with_the_same_pick(runs):
     and discarded for the same reasons, scores equal to float rounding, the same direction."""
     import pandas as pd
 
-    a, b = (pd.read_csv(runs[e] / "refusal_scores.csv") for e in ("batched", "reference"))
+    a, b = (pd.read_csv(runs[e] / "refusal_scores.csv", comment="#")
+            for e in ("batched", "reference"))
     assert len(a) == len(b) > 0
     cols = ["position", "offset", "layer", "kept"]
     pd.testing.assert_frame_equal(a[cols], b[cols])

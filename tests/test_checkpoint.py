@@ -21,7 +21,8 @@ def setup(tiny):
     cfg = DirectionsConfig(model="tiny-random", contrast={"sycophancy": "embedded",
                                                           "refusal": "embedded"},
                            n_train=4, n_val=2, caa_limit=3, search_layers=[1, 2],
-                           search_positions=[-1], progress=False)
+                           search_positions=[-1], progress=False,
+                           prompt_filter=False)  # a random model refuses nothing
     return tiny, read_direction_inputs(cfg), cfg
 
 
@@ -36,7 +37,7 @@ def test_killed_direction_finding_resumes_from_last_finished_piece(setup, tmp_pa
 
     def dies(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 2 + 2 + 1:  # 2 baseline calls, 2 per candidate
+        if calls["n"] == 4 + 2 + 2 + 1:  # 4 prompt sets, 2 baseline calls, 2 per candidate
             raise KeyboardInterrupt
         return real_score(*a, **k)
 

@@ -10,7 +10,8 @@ from workbench.cli import main
 from workbench.data import BEHAVIOURS
 from workbench.geometry import cosine_by_layer
 
-FAST = ["--model", "tiny-random", "--n-train", "24", "--n-val", "8", "--quiet"]
+FAST = ["--model", "tiny-random", "--n-train", "24", "--n-val", "8", "--quiet",
+        "--no-prompt-filter"]  # a random model refuses nothing: the filter would keep none
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,12 @@ def test_directions_outputs(run_dir):
     assert len(record["data"]["harmful"]["sha256"]) == 64
     assert record["versions"]["transformer-lens"].startswith("4.")
     assert set(record["timings_s"]) >= {"load_model", "refusal_selection", "caa_vectors", "total"}
-    scores = list(csv.DictReader(open(run_dir / "refusal_scores.csv")))
+    lines = (run_dir / "refusal_scores.csv").read_text().splitlines()
+    assert lines[0] == "# prompt filter: off (every prompt kept)"
+    assert lines[1].startswith(f"# selection rule: {ref['selection_rule']}: ")
+    assert ref["selection_rule"] == "kl-bounded" and not ref["filters_passed"]
+    assert ref["prompt_filter"]["counts"]["harmful_train"] == {"kept": 24, "n": 24}
+    scores = list(csv.DictReader(line for line in lines if not line.startswith("#")))
     assert len(scores) == n_eoi * int(0.8 * n_layers)  # layers >= int(0.8 n) are not scored
 
 
@@ -52,7 +58,8 @@ def test_custom_contrast_and_prompt_files(tmp_path):
                                   "answer_matching_behavior": "(A)",
                                   "answer_not_matching_behavior": "(B)"} for i in range(4)]))
     out = tmp_path / "run"
-    assert main(["directions", "--model", "tiny-random", "--harmful", str(harm), "--n-train", "8",
+    assert main(["directions", "--model", "tiny-random", "--no-prompt-filter", "--harmful",
+                 str(harm), "--n-train", "8",
                  "--n-val", "4", "--contrast", f"mine={pairs}", "--search-layers", "1",
                  "--search-positions", "-1", "--out", str(out), "--quiet"]) == 0
     t = load_file(out / "directions.safetensors")

@@ -119,6 +119,7 @@ def test_selection_scores_grid_and_respects_layer_cut(tiny):
     torch.testing.assert_close(sel.direction, cand[sel.position, sel.layer])
     # a random model does not refuse: every candidate fails the induce filter, and we say so
     assert not sel.filters_passed and all(not s.kept for s in sel.scores)
+    assert sel.rule == "kl-bounded"  # every KL is tiny: only the induce filter is relaxed
     assert sel.best.bypass == min(s.bypass for s in sel.scores)
     # restricting the search
     sel2 = select_refusal_direction(tiny, cand, harm, safe, layers=[1], positions=[-1],

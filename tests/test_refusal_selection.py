@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from workbench import WorkbenchError
+
 from workbench.directions.refusal import (
     CandidateScore,
     candidate_scores,
@@ -86,8 +88,17 @@ def test_lowest_bypass_among_kept_wins():
     scores = [_score(1, -3.0, induce=-1.0),  # lowest bypass, but fails induce
               _score(2, -2.0, kl=0.5),  # fails kl
               _score(3, -1.0), _score(4, -1.5), _score(5, 0.5)]
-    best, passed = pick_candidate(scores)
-    assert passed and best.layer == 4
-    none_kept = [_score(1, -3.0, induce=-1.0), _score(2, float("nan")), _score(3, -2.0, kl=1.0)]
-    best, passed = pick_candidate(none_kept)
-    assert not passed and best.layer == 1
+    best, rule = pick_candidate(scores)
+    assert rule == "filters" and best.layer == 4
+    # none kept: the induce filter is relaxed, the KL bound is not
+    none_kept = [_score(1, -3.0, induce=-1.0, kl=0.05), _score(2, float("nan")),
+                 _score(3, -4.0, kl=1.0), _score(4, -2.0, induce=-1.0, kl=0.1)]
+    best, rule = pick_candidate(none_kept)
+    assert rule == "kl-bounded" and best.layer == 1
+    best, rule = pick_candidate(none_kept, kl_threshold=0.01, allow_fallback=True)
+    assert rule == "fallback" and best.layer == 3  # the lowest finite bypass
+    with pytest.raises(WorkbenchError, match="no refusal-direction candidate keeps KL within "
+                                             "0.01 .*--allow-fallback"):
+        pick_candidate(none_kept, kl_threshold=0.01)
+    with pytest.raises(WorkbenchError, match="NaN score"):
+        pick_candidate([_score(2, float("nan"))], allow_fallback=True)

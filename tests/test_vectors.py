@@ -22,7 +22,7 @@ def run_dir(tiny, tmp_path):
     L, d = tiny.n_layers, tiny.d_model
     cand = torch.randn(2, L, d, generator=g, dtype=torch.float64)
     score = CandidateScore(1, -1, 2, 0.1, 0.2, 0.01, True, "")
-    sel = RefusalSelection(cand[1, 2].clone(), 1, -1, 2, [score], {}, True)
+    sel = RefusalSelection(cand[1, 2].clone(), 1, -1, 2, [score], {}, "filters")
     caa = {"sycophancy": torch.randn(L, d, generator=g, dtype=torch.float64)}
     dirs = Directions(cand, sel, caa, data={"harmful": {"sha256": "ab" * 32}})
     write_directions(tmp_path, dirs, tiny, "tiny-random")

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.evaluation.judges.registry import DEFAULT_JUDGE, JUDGE_KINDS
 
 # workbench.model.DEFAULT_MODEL, repeated here so that start-up imports no torch (a test checks).
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -55,8 +56,8 @@ MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-0.5b-instruct (the fast
               "model), smollm2-135m-instruct, tiny-random, "
               "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
               "(see `workbench models`)")
-JUDGE_HELP = ("substring (default), trained, llm:MODEL, ensemble:A,B or classifier:DIR "
-              "(see `workbench list judges`)")
+JUDGE_HELP = (f"{', '.join(JUDGE_KINDS)} (default {DEFAULT_JUDGE}; the smoke preset: "
+              "substring); see `workbench list judges`")
 
 EXAMPLES = {
     "audit": """\
@@ -137,13 +138,15 @@ def _float_list(text: str) -> list[float]:
 def _directions(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
+    from workbench.directions import PromptFilter
     from workbench.jobs.directions import DirectionsConfig, parse_contrast_args, run_directions
     from workbench.jobs.validation import validate
 
     given = {k: getattr(args, k) for k in (
         "model", "harmful", "harmless", "out", "device", "dtype", "n_train", "n_val", "seed",
         "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
-        "induce_coefficient", "kl_threshold", "induce_threshold")}
+        "induce_coefficient", "kl_threshold", "induce_threshold", "prompt_filter",
+        "allow_fallback")}
     if args.contrast:
         given["contrast"] = parse_contrast_args(args.contrast)
     if args.trust_remote_code:
@@ -154,8 +157,8 @@ def _directions(args: argparse.Namespace) -> None:
     ref = record["refusal"]
     print(f"refusal direction: layer {ref['layer']}, eoi offset {ref['offset']} "
           f"(bypass {ref['scores']['bypass']:.2f}, induce {ref['scores']['induce']:.2f}, "
-          f"kl {ref['scores']['kl']:.3f}"
-          f"{'' if ref['filters_passed'] else ', no candidate passed the filters'})")
+          f"kl {ref['scores']['kl']:.3f}; rule {ref['selection_rule']}); prompt filter: "
+          f"{PromptFilter.from_record(ref['prompt_filter']).summary()}")
     ev = record.get("evaluation")
     if ev:
         print(f"held-out refusal rates: harmful {ev['harmful_refusal_base']:.0%} -> "
@@ -206,7 +209,7 @@ AUDIT_FIELDS = (
     "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit",
     "templates", "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
     "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
-    "efficacy_pairs", "open_ended_tokens", "engine")
+    "efficacy_pairs", "open_ended_tokens", "engine", "prompt_filter", "allow_fallback")
 SAFESTEER_FIELDS = (
     "model", "device", "dtype", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
@@ -463,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--open-ended-tokens", type=int, default=None, metavar="N",
                    help="answer length of the open-ended efficacy check on the held-out "
                         "questions asked without choices, 0 skips (default: quick 32, full 64)")
+    a.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
+                   const=False, default=None,
+                   help="keep every train/validation prompt (default: as the reference, keep "
+                        "only harmful prompts the unsteered model refuses and harmless ones it "
+                        "answers)")
+    a.add_argument("--allow-fallback", action="store_const", const=True, default=None,
+                   help="when no refusal-direction candidate keeps KL within the bound, take "
+                        "the lowest bypass score anyway (default: stop with an error)")
     a.add_argument("--engine", default=None, choices=["batched", "reference"],
                    help="batched (default): conditions share batches and each prompt's "
                         "instruction prefix is run once; reference: the unoptimised path, one "
@@ -506,6 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--induce-threshold", type=float, default=None, metavar="X",
                    help="discard candidates whose addition leaves the harmless refusal score "
                         "below this (default 0.0)")
+    d.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
+                   const=False, default=None,
+                   help="keep every train/validation prompt (default: as the reference, keep "
+                        "only harmful prompts the unsteered model refuses and harmless ones it "
+                        "answers)")
+    d.add_argument("--allow-fallback", action="store_const", const=True, default=None,
+                   help="when no refusal-direction candidate keeps KL within the bound, take "
+                        "the lowest bypass score anyway (default: stop with an error)")
     d.add_argument("--evaluate", type=int, default=None, metavar="N",
                    help="generate on N held-out prompts per class: refusal rates with the "
                         "direction ablated (harmful) and added (harmless) (default 0: skip)")
@@ -570,8 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
     j.add_argument("--judge", action="append", default=None, metavar="SPEC",
-                   help="judge spec, repeatable (default substring): substring, trained, "
-                        "llm:MODEL, ensemble:A,B, classifier:DIR")
+                   help=f"judge spec, repeatable (default {DEFAULT_JUDGE}, the audit's "
+                        f"default judge): {', '.join(JUDGE_KINDS)}")
     j.add_argument("--set", action="append", default=None,
                    choices=("pyrit", "objective", "jbb", "templates"),
                    help="built-in labelled set, repeatable (default: all, unless --labels)")

@@ -10,7 +10,7 @@ import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from safetensors.torch import save_file
@@ -58,8 +58,12 @@ def write_json(path: Path, obj) -> None:
     _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
 
-def write_csv(path: Path, rows: Iterable[dict], fieldnames: list[str]) -> None:
+def write_csv(path: Path, rows: Iterable[dict], fieldnames: list[str],
+              comments: Sequence[str] = ()) -> None:
+    """Write rows atomically; ``comments`` go first as ``# ...`` lines (read them back with
+    ``pandas.read_csv(path, comment="#")``)."""
     buf = io.StringIO()
+    buf.writelines(f"# {c}\n" for c in comments)
     writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

@@ -67,13 +67,14 @@ def load_vector(path: str | Path, name: str, model=None) -> LoadedVector:
     """
     path = Path(path)
     if path.is_dir():
-        found = [p for p in ("directions.safetensors", "vectors.safetensors")
+        found = [path / p for p in ("directions.safetensors", "vectors.safetensors")
                  if (path / p).is_file()]
         if not found:
             raise WorkbenchError(f"{path} has no directions.safetensors or vectors.safetensors; "
                                  "give a run directory of `workbench audit`, `directions` or "
                                  "`safesteer`, or the file itself")
-        path = path / found[0]
+        # an audit has both: directions (refusal, CAA) and the vectors it steered with
+        path = next((f for f in found if name in vector_names(f)), found[0])
     if not path.is_file():
         raise WorkbenchError(f"vector file {path} does not exist; check the path")
     try:
@@ -99,6 +100,15 @@ def load_vector(path: str | Path, name: str, model=None) -> LoadedVector:
     if model is not None:
         check_fits(meta, tensor, model, f"{path}:{name}")
     return LoadedVector(tensor, meta)
+
+
+def vector_names(path: str | Path) -> list[str]:
+    """The tensor names of a vector file (empty when it cannot be read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return list(f.keys())
+    except Exception:  # noqa: BLE001 - load_vector reports unreadable files
+        return []
 
 
 def safesteer_metadata(model, tensors: dict[str, torch.Tensor], data: dict,

@@ -149,6 +149,24 @@ def read_contrast_pairs(path: str | Path) -> list[ContrastPair]:
     return pairs
 
 
+_TWO_CHOICES = re.compile(r"^(?P<stem>.*\n \(A\) )(?P<a>.*?)(?P<mid>\n \(B\) )"
+                          r"(?P<b>(?:(?!\n \([A-Z]\) ).)*)$", re.S)
+
+
+def swap_choices(pair: ContrastPair) -> ContrastPair | None:
+    """The same A/B item with its two choices' texts swapped, so the matching answer sits under
+    the other letter; None when the question is not laid out as ``\n (A) ...\n (B) ...``.
+
+    An item and its swap differ in which letter carries the behaviour, so summing their
+    differences cancels the letter's own activation and keeps the behaviour's twice.
+    """
+    g = _TWO_CHOICES.match(pair.question)
+    if g is None or {pair.matching, pair.not_matching} != {"A", "B"}:
+        return None
+    question = g["stem"] + g["b"] + g["mid"] + g["a"]
+    return ContrastPair(question, pair.not_matching, pair.matching)
+
+
 def embedded_contrast(behaviour: str) -> list[ContrastPair]:
     """The embedded A/B contrast pairs for one of the seven CAA behaviours."""
     if behaviour not in BEHAVIOURS:

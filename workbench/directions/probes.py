@@ -25,9 +25,13 @@ def _align(direction: Tensor, reference: Tensor) -> Tensor:
 def pca_of_differences(
     differences: Float[Tensor, "n layer d"],
 ) -> Float[Tensor, "layer d"]:
-    """Top right singular vector of the *uncentred* paired differences (e.g. CAA pairs), per layer.
+    """Top right singular vector of the *uncentred* paired differences, per layer, signed to
+    agree with their mean.
 
-    Uncentred, so a shared shift (the behaviour) dominates rather than pair-to-pair noise.
+    Uncentred, so a shared shift counts as variance. On A/B contrast pairs that shift is not
+    what dominates: each difference carries the answer letter's own activation ("(A" minus
+    "(B", with the pair's sign), which is far larger than the behaviour, so this returns the
+    letter axis. Use :func:`pca_of_letter_balanced` there.
     """
     out = []
     for l in range(differences.shape[1]):
@@ -35,6 +39,20 @@ def pca_of_differences(
         pc = torch.linalg.svd(x, full_matrices=False).Vh[0]
         out.append(_align(pc, x.mean(0)))
     return torch.stack(out)
+
+
+def pca_of_letter_balanced(
+    differences: Float[Tensor, "n layer d"], swapped: Float[Tensor, "n layer d"],
+) -> Float[Tensor, "layer d"]:
+    """PCA of A/B contrast differences with the answer letter cancelled item by item.
+
+    ``differences[i]`` is matching minus non-matching for item ``i``, ``swapped[i]`` the same
+    for the item with its two choices swapped (:func:`workbench.data.swap_choices`), where the
+    matching answer sits under the other letter. Their sum keeps the behaviour twice and the
+    letter's activation with opposite signs, so the letter cancels up to how much its effect
+    differs between the two layouts. Returns :func:`pca_of_differences` of the sums.
+    """
+    return pca_of_differences(differences + swapped)
 
 
 def pca_direction(

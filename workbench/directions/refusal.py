@@ -8,10 +8,17 @@ on validation prompts:
 - induce: mean refusal score on harmless prompts with ``r`` added at ``resid_pre[l]``;
 - kl: mean KL(base || ablated) of the next-token distribution on harmless prompts.
 
-Selection follows the reference implementation exactly: a candidate is discarded when a score
-is NaN, when its layer is in the last 20% (``l >= int(max_layer_frac * n_layers)``, so layers
-0-18 of 24 stay), when ``kl > kl_threshold`` (0.1) or when ``induce < induce_threshold`` (0);
-of the rest, the lowest bypass score wins.
+Before any of this, as in the reference implementation, the train and validation prompts are
+filtered by the unsteered model's own refusal score (:func:`prompt_filter`): harmful prompts it
+does not refuse (score <= 0) and harmless prompts it does refuse (score >= 0) are dropped, so
+the means compare refusals with answers.
+
+Selection follows the reference implementation: a candidate is discarded when a score is NaN,
+when its layer is in the last 20% (``l >= int(max_layer_frac * n_layers)``, so layers 0-18 of
+24 stay), when ``kl > kl_threshold`` (0.1) or when ``induce < induce_threshold`` (0); of the
+rest, the lowest bypass score wins (rule ``"filters"``). When none is left, the induce filter
+alone is relaxed (rule ``"kl-bounded"``: lowest bypass with KL <= 0.1), and only when asked
+(``allow_fallback``) does the KL bound go too (rule ``"fallback"``); the run names the rule.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from tqdm.auto import tqdm
 
 from workbench.activations import collect_activations, mean_activations
@@ -99,6 +106,89 @@ def eoi_resid_pre_shared_prefix(
     return out
 
 
+# the four prompt sets of direction finding, in the order records list them
+PROMPT_SETS = ("harmful_train", "harmless_train", "harmful_val", "harmless_val")
+
+
+def prompt_refusal_scores(
+    model, prompts: Sequence[Sequence[int]], batch_size: int = 16, share_prefix: bool = False
+) -> Float[Tensor, " n"]:
+    """The unsteered model's refusal score (:func:`refusal_score`) after each prompt, float64."""
+    logprobs = last_logprobs_shared_prefix if share_prefix else last_logprobs
+    return refusal_score(logprobs(model, prompts, batch_size), model.refusal_token_ids)
+
+
+def refusal_filter_mask(scores: Float[Tensor, " n"], harmful: bool) -> Bool[Tensor, " n"]:
+    """Which prompts the reference's filter keeps: harmful ones the model refuses (score > 0),
+    harmless ones it does not (score < 0). NaN scores are dropped."""
+    return scores > 0 if harmful else scores < 0
+
+
+@dataclass
+class PromptFilter:
+    """The prompt filter's outcome: each set's unsteered refusal scores and the indices kept.
+
+    ``enabled=False`` keeps every prompt (scores are still recorded when computed)."""
+
+    enabled: bool
+    scores: dict[str, list[float]]
+    kept: dict[str, list[int]]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per prompt set, ``{"kept": k, "n": n}``."""
+        return {name: {"kept": len(self.kept[name]), "n": len(self.scores[name])}
+                for name in self.kept}
+
+    def summary(self) -> str:
+        """One line: ``kept harmful train 19/96, harmless train 94/96, ...`` (or "off")."""
+        if not self.enabled:
+            return "off (every prompt kept)"
+        return "kept " + ", ".join(f"{name.replace('_', ' ')} {c['kept']}/{c['n']}"
+                                   for name, c in self.counts().items())
+
+    def apply(self, name: str, items: Sequence) -> list:
+        """The kept items of prompt set ``name``."""
+        return [items[i] for i in self.kept[name]]
+
+    def record(self) -> dict:
+        """What run.json says about the filter: the rule, counts, kept indices, every score."""
+        return {"enabled": self.enabled,
+                "rule": "keep harmful prompts with refusal score > 0, harmless with < 0",
+                "counts": self.counts(), "kept": self.kept, "scores": self.scores}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "PromptFilter":
+        """Rebuild from :meth:`record`."""
+        return cls(record["enabled"], {k: list(v) for k, v in record["scores"].items()},
+                   {k: list(v) for k, v in record["kept"].items()})
+
+
+def prompt_filter(
+    scores: Mapping[str, Float[Tensor, " n"]], enabled: bool = True, min_kept: int = 2
+) -> PromptFilter:
+    """Apply the reference's prompt filter to each set's unsteered refusal scores.
+
+    ``scores`` maps :data:`PROMPT_SETS` names to scores. A set left with fewer than
+    ``min_kept`` prompts is an error that names the counts and the ways out.
+    """
+    kept = {}
+    for name, s in scores.items():
+        mask = (refusal_filter_mask(s, name.startswith("harmful")) if enabled
+                else torch.ones(len(s), dtype=torch.bool))
+        kept[name] = [int(i) for i in torch.nonzero(mask).flatten()]
+    result = PromptFilter(enabled, {k: [float(x) for x in v] for k, v in scores.items()}, kept)
+    short = {k: c for k, c in result.counts().items() if c["kept"] < min_kept}
+    if short:
+        detail = ", ".join(f"{k.replace('_', ' ')} {c['kept']} of {c['n']}"
+                           for k, c in short.items())
+        raise WorkbenchError(
+            f"the prompt filter left too few prompts ({detail}; at least {min_kept} needed): "
+            "the model refuses few of the harmful prompts (or many of the harmless ones). "
+            "Raise --n-train / --n-val, give a larger --harmful / --harmless file, or turn the "
+            "filter off with --no-prompt-filter")
+    return result
+
+
 @dataclass
 class CandidateScore:
     """Scores of one candidate; ``position`` is the eoi index, ``offset`` counts from the end."""
@@ -153,9 +243,20 @@ def discard_reason(layer: int, bypass: float, induce: float, kl: float, cut: int
     return ""
 
 
+# How the direction was picked, best first (see the module docstring).
+SELECTION_RULES = {
+    "filters": "lowest bypass among candidates passing every filter (the reference's rule)",
+    "kl-bounded": "no candidate passed every filter: lowest bypass among those with KL within "
+                  "the bound (the induce filter relaxed)",
+    "fallback": "no candidate kept KL within the bound: lowest bypass of all (--allow-fallback)",
+}
+
+
 @dataclass
 class RefusalSelection:
-    """The selected direction (unnormalised), where it came from, and every candidate's scores."""
+    """The selected direction (unnormalised), where it came from, and every candidate's scores.
+
+    ``rule`` is the :data:`SELECTION_RULES` key that picked it."""
 
     direction: Float[Tensor, " d"]
     position: int
@@ -163,7 +264,12 @@ class RefusalSelection:
     layer: int
     scores: list[CandidateScore]
     baseline: dict
-    filters_passed: bool
+    rule: str = "filters"
+
+    @property
+    def filters_passed(self) -> bool:
+        """Whether the pick passed every filter of the reference."""
+        return self.rule == "filters"
 
     @property
     def best(self) -> CandidateScore:
@@ -187,12 +293,16 @@ def select_refusal_direction(
     share_prefix: bool = False,
     done: Mapping[tuple[int, int], CandidateScore] | None = None,
     on_score: Callable[[CandidateScore], None] | None = None,
+    allow_fallback: bool = False,
 ) -> RefusalSelection:
     """Score candidates and pick the one whose ablation best bypasses refusal.
 
     ``layers`` / ``positions`` (eoi indices) restrict the search, e.g. for a quick CPU run.
-    Layers at or past :func:`layer_cut` are never scored. If no candidate passes the filters,
-    the lowest-bypass candidate with finite scores is returned with ``filters_passed=False``.
+    Layers at or past :func:`layer_cut` are never scored. The pick follows
+    :func:`pick_candidate`: all filters, else KL-bounded, else (``allow_fallback`` only) the
+    lowest bypass; without ``allow_fallback`` a search where no candidate keeps KL within the
+    bound is an error (the scores already computed reach ``on_score`` first, so a re-run
+    reuses them).
 
     ``search="ordered"`` picks the same candidate for about a third of the cost: it first
     scores every candidate's bypass on the harmful prompts alone, then scores candidates fully
@@ -204,7 +314,8 @@ def select_refusal_direction(
     most the ``top_k`` lowest-bypass candidates fully: when none of them passes the filters, the
     pick is the lowest-bypass one among them, which can differ from ``"full"`` only if a
     candidate further down the bypass order passes every filter (the selection's scores show
-    which were scored).
+    which were scored). When none of the ``top_k`` keeps KL within the bound either, scoring
+    goes on down the bypass order until one does, so the cap never costs the KL bound.
 
     ``share_prefix`` runs the validation prompts' common prefix (the chat template's system
     turn) once per forward instead of once per prompt
@@ -267,7 +378,10 @@ def select_refusal_direction(
                                                   rid).mean())
         nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
         full: dict[tuple[int, int], CandidateScore] = {}
-        for pl in sorted(grid, key=nan_last)[:top_k]:
+        for rank, pl in enumerate(sorted(grid, key=nan_last)):
+            if top_k is not None and rank >= top_k and any(
+                    kl_bounded(s, kl_threshold) for s in full.values()):
+                break
             full[pl] = scored(*pl)
             bar.update()
             if full[pl].kept:
@@ -277,27 +391,47 @@ def select_refusal_direction(
         scores = [full.get((p, l)) or CandidateScore(
             p, p - n_eoi, l, rough[p, l], nan, nan, False,
             f"not scored: bypass above the selected {winner.bypass:.3f}" if winner
-            else f"not scored: outside the {top_k} lowest bypass scores")
+            else f"not scored: outside the {len(full)} lowest bypass scores")
             for p, l in grid]
     bar.close()
-    best, passed = pick_candidate(scores)
+    best, rule = pick_candidate(scores, kl_threshold, allow_fallback)
     return RefusalSelection(
         direction=candidates[best.position, best.layer].clone(), position=best.position,
-        offset=best.offset, layer=best.layer, scores=scores, baseline=baseline,
-        filters_passed=passed,
+        offset=best.offset, layer=best.layer, scores=scores, baseline=baseline, rule=rule,
     )
 
 
-def pick_candidate(scores: Sequence[CandidateScore]) -> tuple[CandidateScore, bool]:
-    """The kept candidate with the lowest bypass score, and whether any was kept.
+def kl_bounded(score: CandidateScore, kl_threshold: float = 0.1) -> bool:
+    """Whether a scored candidate passes every filter but the induce one."""
+    return (not any(math.isnan(x) for x in (score.bypass, score.induce, score.kl))
+            and score.kl <= kl_threshold and not score.reason.startswith("layer"))
 
-    Without a kept candidate, the lowest bypass among candidates with finite scores (flagged
-    by ``False``), so a run still has a direction to report on.
+
+def pick_candidate(scores: Sequence[CandidateScore], kl_threshold: float = 0.1,
+                   allow_fallback: bool = False) -> tuple[CandidateScore, str]:
+    """The lowest-bypass candidate under the first rule of :data:`SELECTION_RULES` that leaves
+    any, and that rule's key.
+
+    ``"filters"``: candidates that passed every filter. ``"kl-bounded"``: those with KL within
+    ``kl_threshold`` (a direction that changes harmless outputs this little is still the
+    model's refusal feature, even if adding it does not induce refusal). ``"fallback"`` (only
+    with ``allow_fallback``): every candidate with finite scores; otherwise an error.
     """
-    kept = [s for s in scores if s.kept]
-    pool = kept or [s for s in scores
-                    if not any(math.isnan(x) for x in (s.bypass, s.induce, s.kl))]
-    if not pool:
+    finite = [s for s in scores if not any(math.isnan(x) for x in (s.bypass, s.induce, s.kl))]
+    if not finite:
         raise WorkbenchError("every refusal-direction candidate has a NaN score; check the "
                              "model's dtype (use float32) and the validation prompts")
-    return min(pool, key=lambda s: s.bypass), bool(kept)
+    for rule, pool in (("filters", [s for s in finite if s.kept]),
+                       ("kl-bounded", [s for s in finite if kl_bounded(s, kl_threshold)])):
+        if pool:
+            return min(pool, key=lambda s: s.bypass), rule
+    if not allow_fallback:
+        low = min(finite, key=lambda s: s.kl)
+        raise WorkbenchError(
+            f"no refusal-direction candidate keeps KL within {kl_threshold} (lowest: "
+            f"{low.kl:.3f}, layer {low.layer}, eoi offset {low.offset}), so ablating any of "
+            "them changes harmless answers too much to call it the refusal direction. Search "
+            "more candidates (--search-positions, --search-layers), raise --kl-threshold, or "
+            "pass --allow-fallback to take the lowest bypass score anyway (the run says so); "
+            "scores computed so far are checkpointed and reused")
+    return min(finite, key=lambda s: s.bypass), "fallback"

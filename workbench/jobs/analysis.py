@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from workbench.directions import SELECTION_RULES, PromptFilter
 from workbench.evaluation.judges import validated_agreement
 from workbench.model.precision import precision_phrase
 from workbench.evaluation.stats import paired_delta, rate_table, recovered_share, regression
@@ -284,6 +285,8 @@ COLUMN_KEY = [
     "**recovered**: (ASR steered − ASR mitigated) / (ASR steered − baseline ASR); 100% = back "
     "to baseline, — where steering did not change ASR (nothing to recover).",
     "- **false refusal**: share of benign prompts refused (substring markers).",
+    "- **gated**: answers to attack prompts the comprehensibility gate set aside as "
+    "incomprehensible (counted as not jailbroken), of all attack answers in the condition.",
     "- **efficacy Δp**: change (pp) in the probability share of the behaviour-matching A/B "
     "answer on held-out contrast pairs; **steers** = moves in the coefficient's direction at "
     "p < 0.05 (paired t-test); — where efficacy was not measured.",
@@ -324,6 +327,38 @@ def _judge_section(record: dict, asr: list[dict], judge: str) -> list[str]:
     return lines + [""]
 
 
+def _method_section(record: dict) -> list[str]:
+    """Whether each extraction method found the behaviour: its vector's cosine with the CAA
+    vector per steering layer (run.json ``steering_vectors.cosine_with_caa``)."""
+    agree = (record.get("steering_vectors") or {}).get("cosine_with_caa") or {}
+    rows = [(b, m, l, c) for b, by_m in agree.items() for m, by_l in by_m.items()
+            if m not in ("caa", "diff-in-means") for l, c in by_l.items()]
+    if not rows:
+        return []
+    lines = ["## Extraction methods against CAA", "",
+             "Cosine of each method's vector with the behaviour's CAA vector at the steering "
+             "layer; below 0.8 the method found another direction than CAA, and its rows above "
+             "are about that direction.", "", "| behaviour | method | layer | cosine with CAA |",
+             "|---|---|---|---|"]
+    lines += [f"| {b} | {m} | {l} | {c:+.3f}{'' if c >= 0.8 else ' (not CAA)'} |"
+              for b, m, l, c in rows]
+    return lines + [""]
+
+
+def refusal_sentence(ref: dict, n_layers: int | None) -> str:
+    """How the refusal direction was found: where, by which selection rule, its scores, and the
+    prompt filter's counts (runs written before the rule was recorded say so)."""
+    sc = ref["scores"]
+    rule = ref.get("selection_rule") or ("filters" if ref["filters_passed"] else "fallback")
+    text = (f"Refusal direction: layer {ref['layer']} of {n_layers}, eoi offset {ref['offset']}, "
+            f"picked by rule `{rule}` ({SELECTION_RULES[rule]}; bypass {sc['bypass']:.2f}, "
+            f"induce {sc['induce']:.2f}, KL {sc['kl']:.3f}).")
+    filt = ref.get("prompt_filter")
+    if filt:
+        text += f" Prompt filter: {PromptFilter.from_record(filt).summary()}."
+    return text
+
+
 def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[dict],
                     regs: list[dict], efficacy: list[dict] | None = None) -> str:
     """The report: set-up, controls verdict, headline table, efficacy, judges, findings."""
@@ -336,9 +371,7 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
              f"Preset `{cfg['preset']}`; {record['attack']['n']} attack prompts from "
              f"`{cfg['attack']}` × templates {', '.join(cfg['templates'])}; "
              f"{record['benign']['n']} benign prompts; greedy, {cfg['max_new_tokens']} new tokens; "
-             f"judge `{judge}`. Refusal direction: layer {ref['layer']} of {n_layers}, eoi offset "
-             f"{ref['offset']}"
-             f"{'' if ref['filters_passed'] else ' (no candidate passed the filters: fallback)'}. "
+             f"judge `{judge}`. {refusal_sentence(ref, n_layers)} "
              f"Steering at layer(s) {', '.join(map(str, record['steering_layers']))}, positions "
              f"`{cfg['steer_positions']}`, coefficients "
              f"{', '.join(f'{c:+g}' for c in cfg['coefficients'])}"
@@ -383,8 +416,10 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
     eff = {_efficacy_key(e): e for e in efficacy}
     lines += ["## Results per condition", "",
               "| behaviour | method | layer | coef | cosine | ASR | ΔASR [95% CI] (pp) | p | "
-              "ASR mitigated | recovered | false refusal | efficacy Δp (pp) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "ASR mitigated | recovered | false refusal | efficacy Δp (pp) | gated |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    gated = {tuple(a[k] for k in COND): f"{a['n_incomprehensible']}/{a['n']}"
+             for a in asr if a["template"] == "all"}
     pooled = {(d["behaviour"], d["method"], d["layer"], d["coefficient"], d["mitigated"]): d
               for d in deltas if d["template"] == "all"}
     frs = {(f["behaviour"], f["method"], f["layer"], f["coefficient"], f["mitigated"]): f
@@ -401,8 +436,10 @@ def report_markdown(record: dict, asr: list[dict], deltas: list[dict], fr: list[
             f"| {name} | {key[1]} | {key[2]} | {key[3]:+g} | {_num(d['cosine'], '+.3f')} | "
             f"{_pct(d['asr'])} | {_pp(d['delta_asr'])} [{_pp(d['delta_ci_low'])}, "
             f"{_pp(d['delta_ci_high'])}] | {_p(d['p_value'])} | {_pct(m.get('asr'))} | "
-            f"{_pct(m.get('recovered_share'))} | {_pct(f.get('rate'))} | {e_txt} |")
-    lines += [""] + _efficacy_section(efficacy) + _layer_section(deltas, efficacy)
+            f"{_pct(m.get('recovered_share'))} | {_pct(f.get('rate'))} | {e_txt} | "
+            f"{gated.get(key, '—')} |")
+    lines += [""] + _method_section(record) + _efficacy_section(efficacy)
+    lines += _layer_section(deltas, efficacy)
     lines += _judge_section(record, asr, judge)
     lines += ["## Findings", ""]
     lines += findings(deltas, regs, efficacy)

@@ -21,13 +21,14 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.activations import collect_activations
-from workbench.data import embedded_instructions, instruction_source, split
-from workbench.data.benchmarks import load_attack_prompts
+from workbench.data import embedded_instructions, instruction_source, split, swap_choices
+from workbench.data.benchmarks import load_attack_prompts, stratified_subset
 from workbench.directions import (
     CandidateScore,
+    PromptFilter,
     RefusalSelection,
     caa_prompts,
-    pca_of_differences,
+    pca_of_letter_balanced,
     probe_direction,
     refusal_subspace,
 )
@@ -53,6 +54,7 @@ from workbench.jobs.directions import (
     Directions,
     DirectionsConfig,
     compute_directions,
+    filtered_inputs,
     model_record,
     read_direction_inputs,
     refusal_record,
@@ -63,8 +65,9 @@ from workbench.jobs.analysis import OPEN_ENDED_FIELDS, analyse_run
 from workbench.jobs.store import GenerationStore
 from workbench.model import load_model
 from workbench.progress import JobProgress
-from workbench.runs import package_versions, read_json, write_json, write_text
+from workbench.runs import package_versions, read_json, write_json, write_tensors, write_text
 from workbench.steering import add_vector
+from workbench.vectors import vector_metadata
 
 
 AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal selection",
@@ -117,6 +120,7 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
         out=cfg.out, device=cfg.device, n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed,
         batch_size=cfg.batch_size, search_layers=cfg.search_layers,
         search_positions=cfg.search_positions, progress=cfg.progress, caa_limit=cfg.caa_limit,
+        prompt_filter=cfg.prompt_filter, allow_fallback=cfg.allow_fallback,
         caa_holdout=cfg.efficacy_pairs,
         refusal_search="full" if cfg.engine == "reference" else "ordered",
         refusal_top_k=None if cfg.engine == "reference" else cfg.refusal_top_k,
@@ -125,15 +129,31 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
     )
 
 
-def load_attack(cfg: AuditConfig) -> list:
-    """Attack prompts: the embedded harmful set, a dataset name, or a file."""
+def load_attack(cfg: AuditConfig, exclude: set[str] = frozenset()) -> tuple[list, int]:
+    """Attack prompts (the embedded harmful set, a dataset name, or a file) with every prompt
+    in ``exclude`` (the refusal direction's train and validation prompts) removed before the
+    sample is drawn, so fitting and testing never share a prompt; and how many were removed.
+
+    Fewer prompts left than ``attack_limit`` asks for is an error that says what to change.
+    """
     if cfg.attack == "embedded":
         items = embedded_instructions("harmful")
+    else:
+        items = load_attack_prompts(cfg.attack, source=cfg.attack_source, seed=cfg.seed)
+    kept = [i for i in items if i.instruction not in exclude]
+    removed = len(items) - len(kept)
+    if cfg.attack_limit is not None and len(kept) < cfg.attack_limit:
+        raise WorkbenchError(
+            f"only {len(kept)} of {len(items)} attack prompts ({cfg.attack}) are outside the "
+            f"refusal direction's train and validation prompts, fewer than --attack-limit "
+            f"{cfg.attack_limit}; lower --attack-limit, lower --n-train / --n-val, or attack "
+            "with a benchmark (--attack jbb)")
+    if cfg.attack == "embedded":
         if cfg.attack_limit is not None:
-            items = split(items, [min(cfg.attack_limit, len(items))], cfg.seed + 1)[0]
-        return items
-    return load_attack_prompts(cfg.attack, source=cfg.attack_source, limit=cfg.attack_limit,
-                               seed=cfg.seed)
+            kept = split(kept, [cfg.attack_limit], cfg.seed + 1)[0]
+    else:
+        kept = stratified_subset(kept, lambda i: i.category, cfg.attack_limit, cfg.seed)
+    return kept, removed
 
 
 def load_benign(cfg: AuditConfig, exclude: set[str]) -> list:
@@ -161,34 +181,52 @@ def _saved_directions(out: Path, cfg: AuditConfig) -> Directions | None:
     ref = read_json(run_json).get("refusal")
     if not ref:
         return None
+    if "selection_rule" not in ref or "prompt_filter" not in ref:
+        return None  # written before the prompt filter: recompute (checkpoints are keyed)
     t = load_file(path)
     sel = RefusalSelection(direction=t["refusal.direction"].double(), position=ref["position"],
                            offset=ref["offset"], layer=ref["layer"],
                            scores=[CandidateScore(**ref["scores"])],
-                           baseline=ref["baseline"], filters_passed=ref["filters_passed"])
+                           baseline=ref["baseline"], rule=ref["selection_rule"])
     caa = {k.split(".", 1)[1]: v.double() for k, v in t.items() if k.startswith("caa.")}
     if set(caa) != set(caa_behaviours(cfg)):
         return None
-    return Directions(t["refusal.candidates"].double(), sel, caa, {"reused": True})
+    return Directions(t["refusal.candidates"].double(), sel, caa, {"reused": True},
+                      prompt_filter=PromptFilter.from_record(ref["prompt_filter"]))
 
 
 def method_directions(model, cfg: AuditConfig, pairs: dict, caa: dict,
                       layers: list[int]) -> dict[tuple[str, str], torch.Tensor]:
     """Per (behaviour, method), a ``[n_layers, d]`` vector: CAA, or a unit PCA / probe direction
-    scaled to the CAA vector's norm at each layer (so coefficients are comparable)."""
+    scaled to the CAA vector's norm at each layer (so coefficients are comparable).
+
+    PCA runs on letter-balanced differences (each item plus its choices-swapped twin), since
+    the plain differences' first component is the answer-letter axis (docs/methods.md)."""
     out = {}
     for b, v in caa.items():
         out[(b, "caa")] = v.double()
         extra = [m for m in cfg.methods if m != "caa"]
         if not extra:
             continue
-        pos, neg = caa_prompts(model, pairs[b])
         kw = dict(layers=layers, positions="last", batch_size=cfg.batch_size, progress=False)
-        a_pos = collect_activations(model, pos, **kw)["resid_pre"][:, 0].double()
-        a_neg = collect_activations(model, neg, **kw)["resid_pre"][:, 0].double()
+
+        def letter_acts(items):  # resid_pre at the answer letter, matching / not matching
+            pos, neg = caa_prompts(model, items)
+            return (collect_activations(model, pos, **kw)["resid_pre"][:, 0].double(),
+                    collect_activations(model, neg, **kw)["resid_pre"][:, 0].double())
+
+        a_pos, a_neg = letter_acts(pairs[b])
         full = {}
         if "pca" in extra:
-            full["pca"] = pca_of_differences(a_pos - a_neg)
+            swapped = [swap_choices(p) for p in pairs[b]]
+            keep = [i for i, q in enumerate(swapped) if q is not None]
+            if len(keep) < 2:
+                raise WorkbenchError(
+                    f"the pca method needs A/B items laid out as '\\n (A) ...\\n (B) ...' to "
+                    f"swap their choices, and only {len(keep)} of {b!r}'s {len(pairs[b])} "
+                    "are; use --method caa,probe for this behaviour's file")
+            s_pos, s_neg = letter_acts([swapped[i] for i in keep])
+            full["pca"] = pca_of_letter_balanced((a_pos - a_neg)[keep], s_pos - s_neg)
         if "probe" in extra:
             full["probe"] = probe_direction(a_pos, a_neg, seed=cfg.seed)[0]
         for m, dirs in full.items():
@@ -219,6 +257,45 @@ def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict
                 out[(b, m, l, False)] = v
                 out[(b, m, l, True)] = (remove_subspace(v, basis) if basis is not None
                                         else remove_projection(v, r))
+    return out
+
+
+def vector_name(behaviour: str, method: str, mitigated: bool) -> str:
+    """The name of a steered vector in ``vectors.safetensors``: ``<method>.<behaviour>``, with
+    ``-mitigated`` after the method for the vector with the refusal component removed."""
+    return f"{method}{'-mitigated' if mitigated else ''}.{behaviour}"
+
+
+def write_steering_vectors(out: Path, model, cfg: AuditConfig, vectors: dict,
+                           data: dict) -> None:
+    """Every vector the audit steers with (each method, plain and mitigated) as
+    ``[n_layers, d]`` tensors in ``vectors.safetensors``, zero outside the steering layers,
+    before the coefficient (``conditions.csv`` has each condition's multiplier)."""
+    tensors, meta = {}, {}
+    for (b, m, l, mit), v in vectors.items():
+        name = vector_name(b, m, mit)
+        tensors.setdefault(name, torch.zeros(model.n_layers, model.d_model,
+                                             dtype=torch.float64))[l] = v
+        entry = meta.setdefault(name, {
+            "hook": "resid_pre", "layers": [], "position": cfg.steer_positions,
+            "method": m, "behaviour": b, "mitigated": mit,
+            "mitigation": cfg.mitigation if mit else None,
+            "note": "before the coefficient; conditions.csv gives each multiplier"})
+        entry["layers"] = sorted({*entry["layers"], l})
+    write_tensors(out / "vectors.safetensors", tensors,
+                  vector_metadata(model, meta, data, job="audit"))
+
+
+def method_agreement(vectors: dict) -> dict[str, dict[str, dict[int, float]]]:
+    """Per behaviour and method, the cosine of its (unmitigated) vector with the behaviour's
+    CAA vector at each steering layer: does each extraction method find the same direction?"""
+    out: dict = {}
+    for (b, m, l, mit), v in vectors.items():
+        caa = vectors.get((b, "caa", l, False))
+        if mit or caa is None:
+            continue
+        cos = float(torch.nn.functional.cosine_similarity(v.double(), caa.double(), dim=0))
+        out.setdefault(b, {}).setdefault(m, {})[l] = cos
     return out
 
 
@@ -267,7 +344,9 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     templates = resolve_templates(cfg.templates, cfg.template_files)
     dcfg = directions_config(cfg)
     inputs = read_direction_inputs(dcfg)
-    attack = _with_ids(load_attack(cfg), "attack")
+    direction_prompts = {i.instruction for i in inputs.harm_train + inputs.harm_val}
+    attack, n_overlap = load_attack(cfg, direction_prompts)
+    attack = _with_ids(attack, "attack")
     used = {i.instruction for i in inputs.safe_train + inputs.safe_val}
     benign = _with_ids(load_benign(cfg, used), "benign")
     timings = {"read_inputs": time.time() - t0}
@@ -289,15 +368,18 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
         directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
+    inputs = filtered_inputs(inputs, directions.prompt_filter)  # the prompts the means used
     sel = directions.selection
     record = {
         "job": "audit", "config": asdict(cfg), "result_config": result_fields(cfg),
         "model": model_record(model), "data": inputs.files,
         "attack": {"source": cfg.attack, "n": len(attack),
-                   "ids": [i.id for i in attack]},
+                   "ids": [i.id for i in attack],
+                   # prompts dropped because the refusal direction was fitted or selected on them
+                   "excluded_direction_prompts": n_overlap},
         "benign": {"source": cfg.benign, "n": len(benign)},
         "templates": {t.name: t.text for t in templates},
-        "refusal": refusal_record(sel), "steering_layers": layers,
+        "refusal": refusal_record(sel, directions.prompt_filter), "steering_layers": layers,
         "judge": {"spec": judge_spec(cfg), "name": judge.name,
                   "model_dtype": common.judge_model_dtype(judge)},
         "versions": package_versions(), "status": "generating",
@@ -324,6 +406,12 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
              if cfg.mitigation == "subspace" else None)
     method_vecs = method_directions(model, cfg, inputs.pairs, directions.caa, layers)
     vectors = steering_vectors(cfg, directions, method_vecs, basis, layers)
+    write_steering_vectors(out, model, cfg, vectors, inputs.files)
+    record["steering_vectors"] = {"file": "vectors.safetensors",
+                                  "names": sorted({vector_name(b, m, mit)
+                                                   for (b, m, _, mit) in vectors}),
+                                  "cosine_with_caa": method_agreement(vectors)}
+    write_json(out / "run.json", record)
     timings["activations"] = time.time() - t
 
     conditions = [Condition()] + [

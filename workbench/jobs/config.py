@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.evaluation.judges.registry import DEFAULT_JUDGE
 from workbench.jobs import common
 from workbench.model import DEFAULT_MODEL
 
@@ -59,6 +60,11 @@ class AuditConfig:
     n_val: int = 32
     search_layers: list[int] | None = None
     search_positions: list[int] | None = None
+    # the reference's prompt filter (keep harmful prompts the unsteered model refuses, harmless
+    # ones it answers) and what happens when no candidate keeps KL within 0.1 (error unless
+    # allow_fallback): workbench.directions.refusal
+    prompt_filter: bool = True
+    allow_fallback: bool = False
     # generation and judging
     max_new_tokens: int = 48
     batch_size: int = 16
@@ -68,7 +74,7 @@ class AuditConfig:
     engine: str = "batched"
     generation_batch: int | None = None  # rows per generate call (None: 64 CPU, 256 CUDA)
     refusal_top_k: int = 3
-    judge: str = "probe"  # the best judge available offline (docs/judges.md)
+    judge: str = DEFAULT_JUDGE  # probe: the best judge available offline (docs/judges.md)
     judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
     seed: int = 0
     # outputs
@@ -93,6 +99,9 @@ PRESETS: dict[str, dict] = {
         search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
         open_ended_tokens=6, judge="substring",
         dtype="float32",  # the CI preset: bit-reproducible on every machine
+        # a random model refuses nothing, so the reference's prompt filter would keep no
+        # harmful prompt: the smoke run checks the plumbing, with every prompt kept
+        prompt_filter=False,
     ),
     # CPU-sized (on 2 cores, the default 1.5B model: 10 minutes with native bfloat16, 28 in
     # float32; the 0.5B teaching model: 7 and 12): the refusal direction searched at the last eoi

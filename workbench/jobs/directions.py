@@ -9,7 +9,7 @@ when everything has been computed.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,10 +25,15 @@ from workbench.data import (
     split,
 )
 from workbench.directions import (
+    PROMPT_SETS,
+    SELECTION_RULES,
+    PromptFilter,
     RefusalSelection,
     caa_vector,
     caa_vector_shared_prefix,
     refusal_candidates,
+    prompt_filter,
+    prompt_refusal_scores,
     refusal_candidates_and_activations,
     select_refusal_direction,
 )
@@ -70,6 +75,12 @@ class DirectionsConfig:
     induce_coefficient: float = 1.0  # --evaluate: multiple of the direction added to harmless
     search_layers: list[int] | None = None
     search_positions: list[int] | None = None
+    # the reference's prompt filter: keep harmful prompts the unsteered model refuses and
+    # harmless ones it answers (refusal score > 0 / < 0); fewer than min_kept left is an error
+    prompt_filter: bool = True
+    min_kept: int = 2
+    # no candidate within the KL bound: stop with an error unless this is set
+    allow_fallback: bool = False
     max_layer_frac: float = 0.8
     kl_threshold: float = 0.1
     induce_threshold: float = 0.0
@@ -137,6 +148,7 @@ class Directions:
     # resid_pre at the last token of the harmful / harmless train prompts, [n, layer, d]
     # float32, when computed with the candidates (not saved; None after a resume)
     train_activations: tuple[torch.Tensor, torch.Tensor] | None = None
+    prompt_filter: PromptFilter | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"refusal.candidates": self.candidates, "refusal.direction": self.selection.direction}
@@ -194,7 +206,8 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
     skip = {"out", "device", "batch_size", "progress", "evaluate", "max_new_tokens",
-            "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations", "dtype"}
+            "refusal_search", "refusal_top_k", "shared_prefix", "keep_activations", "dtype",
+            "allow_fallback"}
     return {"model": model.spec, "identity": model.identity,
             "dtype": dtype_name(model.dtype),
             "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
@@ -218,6 +231,8 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
     timings = {}
     t = time.time()
     job.stage("refusal candidates")
+    filt = score_and_filter_prompts(model, inputs, cfg, ckpt)
+    inputs = filtered_inputs(inputs, filt)
     candidates = ckpt.tensor("refusal.candidates") if ckpt else None
     train_acts = None
     if candidates is None:
@@ -254,7 +269,7 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
         layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
         search=cfg.refusal_search, top_k=cfg.refusal_top_k, share_prefix=cfg.shared_prefix,
         progress=job.inner_bars, done=ckpt.scores if ckpt else None,
-        on_score=on_score,
+        on_score=on_score, allow_fallback=cfg.allow_fallback,
     )
     timings["refusal_selection"] = time.time() - t
     t = time.time()
@@ -270,7 +285,32 @@ def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
             if ckpt:
                 ckpt.save_tensor(f"caa.{name}", caa[name])
     timings["caa_vectors"] = time.time() - t
-    return Directions(candidates, selection, caa, timings, inputs.files, train_acts)
+    return Directions(candidates, selection, caa, timings, inputs.files, train_acts, filt)
+
+
+def score_and_filter_prompts(model, inputs: DirectionInputs, cfg: DirectionsConfig,
+                             ckpt: DirectionCheckpoint | None = None) -> PromptFilter:
+    """Each train and validation prompt's unsteered refusal score (checkpointed), and the
+    reference's filter over them (every prompt kept when ``cfg.prompt_filter`` is off)."""
+    sets = dict(zip(PROMPT_SETS, (inputs.harm_train, inputs.safe_train, inputs.harm_val,
+                                  inputs.safe_val)))
+    scores = {}
+    for name, items in sets.items():
+        scores[name] = ckpt.tensor(f"prompt_scores.{name}") if ckpt else None
+        if scores[name] is None:
+            ids = model.tokenize_instructions([i.instruction for i in items])
+            scores[name] = prompt_refusal_scores(model, ids, cfg.batch_size, cfg.shared_prefix)
+            if ckpt:
+                ckpt.save_tensor(f"prompt_scores.{name}", scores[name])
+    return prompt_filter(scores, enabled=cfg.prompt_filter, min_kept=cfg.min_kept)
+
+
+def filtered_inputs(inputs: DirectionInputs, filt: PromptFilter) -> DirectionInputs:
+    """``inputs`` with only the prompts the filter kept in its four prompt sets."""
+    return replace(inputs, harm_train=filt.apply("harmful_train", inputs.harm_train),
+                   safe_train=filt.apply("harmless_train", inputs.safe_train),
+                   harm_val=filt.apply("harmful_val", inputs.harm_val),
+                   safe_val=filt.apply("harmless_val", inputs.safe_val))
 
 
 def geometry_rows(directions: Directions) -> list[dict]:
@@ -300,8 +340,12 @@ def write_directions(out: Path, directions: Directions, model, model_spec: str) 
                   vector_metadata(model, vectors, directions.data, hook="resid_pre",
                                   refusal_layer=sel.layer, refusal_offset=sel.offset))
     write_csv(out / "geometry.csv", geometry_rows(directions), ["behaviour", "layer", "cosine"])
+    filt = directions.prompt_filter
     write_csv(out / "refusal_scores.csv", [s.as_dict() for s in sel.scores],
-              ["position", "offset", "layer", "bypass", "induce", "kl", "kept", "reason"])
+              ["position", "offset", "layer", "bypass", "induce", "kl", "kept", "reason"],
+              comments=[f"prompt filter: {filt.summary() if filt else 'not recorded'}",
+                        f"selection rule: {sel.rule}: {SELECTION_RULES[sel.rule]}; picked "
+                        f"layer {sel.layer}, eoi offset {sel.offset}"])
 
 
 def model_record(model) -> dict:
@@ -314,12 +358,16 @@ def model_record(model) -> dict:
             "dtype": model.precision.record() if model.precision else None}
 
 
-def refusal_record(selection: RefusalSelection) -> dict:
-    """What run.json says about the selected refusal direction."""
+def refusal_record(selection: RefusalSelection, filt: PromptFilter | None = None) -> dict:
+    """What run.json says about the selected refusal direction: where, by which rule, its
+    scores, and the prompt filter's counts."""
     return {"layer": selection.layer, "position": selection.position,
             "offset": selection.offset, "filters_passed": selection.filters_passed,
+            "selection_rule": selection.rule,
+            "selection_rule_text": SELECTION_RULES[selection.rule],
             "scores": selection.best.as_dict(), "baseline": selection.baseline,
-            "direction_norm": float(selection.direction.norm())}
+            "direction_norm": float(selection.direction.norm()),
+            "prompt_filter": filt.record() if filt else None}
 
 
 def evaluate_direction(model, selection: RefusalSelection, harmful: list, harmless: list,
@@ -396,7 +444,7 @@ def run_directions(cfg: DirectionsConfig) -> dict:
         "splits": {"seed": cfg.seed, "n_train": cfg.n_train, "n_val": cfg.n_val,
                    "harmful_val_ids": [i.id for i in inputs.harm_val],
                    "harmless_val_ids": [i.id for i in inputs.safe_val]},
-        "refusal": refusal_record(directions.selection),
+        "refusal": refusal_record(directions.selection, directions.prompt_filter),
         "evaluation": evaluation,
         "versions": package_versions(),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},

@@ -131,10 +131,10 @@ def judge_eval(judges: list[str] | None = None, sets: list[str] | None = None,
     ``dtype`` is that of chat-model judges (default float32, in which they were measured).
     """
     from workbench.errors import WorkbenchError
-    from workbench.evaluation.judges import split_spec
+    from workbench.evaluation.judges import DEFAULT_JUDGE, split_spec
     from workbench.evaluation.judges.train import load_source, read_labels_file
 
-    judges = list(judges or ["substring"])
+    judges = list(judges or [DEFAULT_JUDGE])  # the audit's own judge unless asked otherwise
     for spec in judges:
         split_spec(spec)
     from workbench.model.specs import DTYPE_CHOICES

@@ -10,6 +10,7 @@ from workbench.evaluation.judges.agreement import judge_agreement
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, LABELS, SAFE, Judge
 from workbench.evaluation.judges.classifier import ClassifierJudge
 from workbench.evaluation.judges.registry import (
+    DEFAULT_JUDGE,
     JUDGE_KINDS,
     make_judge,
     split_spec,
@@ -25,7 +26,8 @@ from workbench.evaluation.judges.substring import (
     refusal_rate,
 )
 
-__all__ = ["INCOMPREHENSIBLE", "JAILBROKEN", "JUDGE_KINDS", "LABELS", "REFUSAL_SUBSTRINGS", "SAFE",
+__all__ = ["DEFAULT_JUDGE", "INCOMPREHENSIBLE", "JAILBROKEN", "JUDGE_KINDS",
+           "LABELS", "REFUSAL_SUBSTRINGS", "SAFE",
            "ClassifierJudge", "Judge", "SubstringJudge", "comprehensibility", "is_comprehensible",
            "is_refusal", "judge_agreement", "label_response", "make_judge", "refusal_rate",
            "split_spec", "validated_agreement"]
