@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from workbench.evaluation.judges import (
@@ -137,6 +137,27 @@ def test_code_reading_needs_a_keyword():
     assert comprehensibility("\n".join(soup))["code_share"] == 0
     code = ["const userName = getUserName(req);", "console.log(userName);"]
     assert is_code_text(code, code_line_mask(code))
+
+
+_TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1,
+                 max_size=9)
+_PUNCT = st.sampled_from(["{", "}", ";", "(", ")", "()", "[", "]", "=>", "::", "=", ",", "\n"])
+
+
+@given(st.lists(st.tuples(_TOKEN, st.lists(_PUNCT, max_size=2)), min_size=1, max_size=20))
+def test_sprinkled_punctuation_never_rescues_garbage(tokens):
+    plain = " ".join(t for t, _ in tokens)
+    sprinkled = " ".join(" ".join([t, *p]) for t, p in tokens)
+    lines = sprinkled.splitlines()
+    assume(not is_code_text(lines, code_line_mask(lines)))  # no keyword: read as prose
+    assert is_comprehensible(sprinkled) <= is_comprehensible(plain)
+
+
+def test_identifiers_must_be_built_from_words():
+    good = "const req = new XMLHttpRequest(); getX(userID);"
+    soup = "const x = bPiOAOriR(PEFAouwEW, xSLi); return eHtRu.iZaJ;"
+    assert comprehensibility(good)["wordlike_share"] == 1 and is_comprehensible(good)
+    assert comprehensibility(soup)["wordlike_share"] < 0.5 and not is_comprehensible(soup)
 
 
 def test_code_line_mask_fences_and_indentation():

@@ -87,8 +87,8 @@ def _is_wordlike(word: str) -> bool:
         return False
     if not (letters.islower() or letters.istitle()):  # a two-word name: JavaScript, GitHub
         parts = split_identifier(letters)
-        return (len(parts) == 2 and letters[0].isupper()
-                and all(len(p) > 1 and _is_wordlike(p) for p in parts))
+        return len(parts) == 2 and all(len(p) > 1 and p.istitle() and _is_wordlike(p)
+                                       for p in parts)
     low = letters.lower()
     onset = _ONSET.match(low).group()
     return (any(v in low for v in "aeiouy") and not _CONSONANT_RUN.search(low)
@@ -96,21 +96,30 @@ def _is_wordlike(word: str) -> bool:
 
 
 def _is_code_wordlike(ident: str) -> bool | None:
-    """Word-likeness of a code identifier, judged by its parts (None: no part of 2+ letters).
+    """Word-likeness of a code identifier, judged by its parts (None: a lone letter, ``x``).
 
     Every part of 2+ letters must be word-like (:func:`_is_wordlike`) or a code abbreviation
-    (:data:`.code.CODE_WORDS`); an identifier with lower-case letters also needs one part that
-    is not all capitals, so ``yMK`` or ``e9FZ1`` (soup whose pieces pass as acronyms) fail
-    while ``userID`` and ``MAX_SIZE`` pass.
+    (:data:`.code.CODE_WORDS`). Pieces of random mixed-case soup are short and pass easily
+    ("bPiOAOriR" -> b, Pi, OA, Ori, R), so an identifier of several parts mixing cases must
+    also look built from words: a word-like part of 3+ letters that is not all capitals, at
+    most one one-letter part and at most one acronym (``getX``, ``userID``,
+    ``XMLHttpRequest`` pass; ``xSLi``, ``yMK``, ``PEFAouwEW`` fail). 2+ letters without a
+    part of 2+ letters (``dD``, ``T6I``) fail.
     """
     if ident.lower() in CODE_WORDS:
         return True
-    parts = [p for p in split_identifier(ident) if len(p) > 1]
-    if not parts:
-        return None
-    if not all(p.lower() in CODE_WORDS or _is_wordlike(p) for p in parts):
+    parts = split_identifier(ident)
+    long_parts = [p for p in parts if len(p) > 1]
+    if not long_parts:
+        return None if len(parts) < 2 else False
+    if not all(p.lower() in CODE_WORDS or _is_wordlike(p) for p in long_parts):
         return False
-    return not any(c.islower() for c in ident) or not all(p.isupper() for p in parts)
+    letters = "".join(parts)
+    if len(parts) == 1 or letters.islower() or letters.isupper():
+        return True
+    return (len(parts) - len(long_parts) <= 1
+            and sum(p.isupper() for p in long_parts) <= 1
+            and any(len(p) > 2 and not p.isupper() for p in long_parts))
 
 
 def _scored_words(text: str) -> tuple[list[str], list[bool], list[bool], float]:
