@@ -203,3 +203,19 @@ def test_judge_test_set_shares_no_request_or_answer_with_training_or_dev():
     assert not [a.prompt for a in test if _norm(a.prompt) in requests]
     assert not [a.response for a in test if _norm(a.response) in responses]
 
+
+def test_judge_eval_reports_request_grouped_intervals():
+    from workbench.evaluation.judges import make_judge
+    from workbench.jobs.judge_eval import format_table, score_judge
+
+    refuse, comply = "I'm sorry, but I can't help with that.", "Here it is: [step one], [step two]."
+    answers = [T.LabelledAnswer(f"request {i % 5}", comply if i % 3 else refuse, bool(i % 3),
+                                "file", str(i)) for i in range(30)]
+    m = score_judge(make_judge("substring"), answers, seed=0)
+    assert m["n"] == 30 and m["n_groups"] == 5 and m["kappa"] == 1.0
+    groups = T.request_groups([a.prompt for a in answers])
+    pred = np.array([a.response == comply for a in answers])
+    got = grouped_bootstrap(pred, [a.jailbroken for a in answers], groups, 1000, 0)
+    assert m["kappa_ci_grouped"] == got["kappa_ci"]
+    assert m["accuracy_ci_grouped"] == got["accuracy_ci"]
+    assert "kappa CI by request" in format_table({"s": {"substring": m}})
