@@ -21,7 +21,7 @@ its full preset (all 100). The same folds without nesting (the original, selecti
 figures) are recorded beside them, and the substring judge and ``ensemble:trained,substring``
 (the trained member's nested out-of-fold labels) on the same rows.
 
-    python benchmarks/judge_nested_cv.py     # ~15 min on 2 cores, +8 min the first time
+    python benchmarks/judge_nested_cv.py     # 19 min on 2 shared cores, +24 min the first time
 
 The probe's residuals (842 answers x 11 layers x 2 poolings, float32 model, kept in float64)
 and the MiniLM features are cached under ``--cache`` (default ``runs/judge_nested_cv``,
