@@ -19,27 +19,9 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 
-def residuals(model, prompts, responses, layers, batch_size=16):
-    """[n, len(layers), 2, d]: answer-mean and last-token resid_pre at each layer."""
-    from workbench.evaluation.judges.probe import each_batch_resid, pair_tokens
-
-    pairs = [pair_tokens(model, p, r) for p, r in zip(prompts, responses)]
-    out = np.zeros((len(pairs), len(layers), 2, model.d_model))
-
-    def keep(rows, resid):
-        for k, layer in enumerate(layers):
-            t = resid[layer]
-            for j, i in enumerate(rows):
-                out[i, k, 0] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
-                out[i, k, 1] = t[j, -1].cpu().numpy()
-
-    each_batch_resid(model, pairs, layers, batch_size, keep)
-    return out
-
-
 def main() -> None:
     from workbench import load_model
-    from workbench.evaluation.judges.probe import PROBE_MODEL
+    from workbench.evaluation.judges.probe import PROBE_MODEL, pooled_residuals
     from workbench.evaluation.judges.substring import is_comprehensible
     from workbench.evaluation.judges.train import (
         SOURCES,
@@ -59,7 +41,7 @@ def main() -> None:
     base = pair_features(prompts, responses, q_emb, r_emb)
     model = load_model(args.model)
     layers = list(range(2, model.n_layers, 2))
-    feats = residuals(model, prompts, responses, layers)
+    feats = pooled_residuals(model, prompts, responses, layers)
     y = np.array([a.jailbroken for a in answers], int)
     src = np.array([a.source for a in answers])
     strata = np.array([f"{s}:{v}" for s, v in zip(src, y)])

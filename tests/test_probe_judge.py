@@ -109,19 +109,25 @@ def test_probe_spec_is_known():
         make_judge("probes")
 
 
-def test_validation_file_matches_the_shipped_cross_validation():
-    """Reports print validation.json; it must say what the weights file's CV measured."""
+def test_validation_file_is_built_from_the_recorded_figures():
+    """Reports print validation.json; it must be exactly what the records say (nested CV, the
+    dev and the untouched test set, with their grouped intervals), never typed by hand."""
+    import importlib.util
+    from pathlib import Path
+
     from workbench.evaluation.judges import validated_agreement
 
-    cv = load_probe_weights()["cv"]["scores"]
-    entries = validated_agreement("probe")
-    names = {"JailbreakBench": "jbb", "objective-scorer": "objective",
-             "refusal-scorer": "refusal", "template-attack answers (workbench": "templates"}
-    matched = 0
-    for e in entries:
-        for key, source in names.items():
-            if key in e["set"] and "held-out" not in e["set"]:
-                assert (e["n"], e["accuracy"], e["kappa"]) == (
-                    cv[source]["n"], cv[source]["accuracy"], cv[source]["kappa"])
-                matched += 1
-    assert matched == 4
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location("judge_validation",
+                                                  root / "benchmarks" / "judge_validation.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    read = {n: json.loads((root / "benchmarks" / "results" / f"judge_{n}.json").read_text())
+            for n in ("nested_cv", "test", "dev")}
+    want = builder.validation(read["nested_cv"], read["test"], read["dev"])
+    for judge in builder.JUDGES:
+        assert validated_agreement(judge) == want[judge]
+    probe = validated_agreement("probe")
+    assert probe[0]["kappa"] == round(read["nested_cv"]["probe"]["nested"]["jbb"]["kappa"], 4)
+    assert probe[-1]["n"] == 102 and "test set" in probe[-1]["set"]
+    assert all(e["kappa_ci"][0] <= e["kappa"] <= e["kappa_ci"][1] for e in probe)

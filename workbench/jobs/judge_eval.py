@@ -82,12 +82,33 @@ def _ci_keys(m: dict, seed: int, pred: np.ndarray, true: np.ndarray) -> dict:
     return m
 
 
+def grouped_ci_keys(m: dict, seed: int, pred: np.ndarray, true: np.ndarray,
+                    prompts) -> dict:
+    """Request-grouped bootstrap CIs for accuracy and kappa (``*_ci_grouped``, ``n_groups``).
+
+    Answers to one request are not independent, so whole requests are resampled
+    (``grouped_bootstrap``); with one answer per request this is the row bootstrap.
+    """
+    from workbench.evaluation.judges import grouped_bootstrap
+    from workbench.evaluation.judges.train import request_groups
+
+    g = grouped_bootstrap(pred, true, request_groups(prompts), N_BOOTSTRAP, seed)
+    m["accuracy_ci_grouped"], m["kappa_ci_grouped"] = g["accuracy_ci"], g["kappa_ci"]
+    m["n_groups"] = g["n_groups"]
+    m["grouped_ci"] = (f"95% percentile bootstrap over requests, {N_BOOTSTRAP} resamples, "
+                       f"seed {seed}")
+    return m
+
+
 def score_judge(judge, answers, seed: int = 0) -> dict:
-    """Agreement of ``judge``'s ``jailbroken`` label with the human labels, with 95% CIs."""
-    labels = judge.label([a.prompt for a in answers], [a.response for a in answers])
+    """Agreement of ``judge``'s ``jailbroken`` label with the human labels, with 95% CIs
+    (per row, and request-grouped: :func:`grouped_ci_keys`)."""
+    prompts = [a.prompt for a in answers]
+    labels = judge.label(prompts, [a.response for a in answers])
     pred = np.array([lab == "jailbroken" for lab in labels])
     true = np.array([a.jailbroken for a in answers])
-    return _ci_keys(judge_agreement(pred, true), seed, pred, true)
+    return grouped_ci_keys(_ci_keys(judge_agreement(pred, true), seed, pred, true), seed, pred,
+                           true, prompts)
 
 
 def _trained_records(judge) -> list[dict]:
@@ -169,19 +190,25 @@ def format_table(result: dict) -> str:
     rows = [(s, spec, m) for s, per in result.items() for spec, m in per.items()] if nested \
         else [("", spec, m) for spec, m in result.items()]
     head = f"{'set':<22} {'judge':<28} {'n':>4}  {'accuracy':<19} {'precision':<19} " \
-           f"{'recall':<19} {'f1':<19} {'kappa':<20}"
+           f"{'recall':<19} {'f1':<19} {'kappa':<19} {'requests':>8}  " \
+           f"{'accuracy CI by request':<22} {'kappa CI by request':<20}"
     lines = [head]
 
-    def cell(m, k):
-        lo, hi = m[f"{k}_ci"]
-        return f"{m[k]:.2f} [{lo:.2f},{hi:.2f}]".ljust(19)
+    def cell(m, k, suffix=""):
+        if f"{k}_ci{suffix}" not in m:  # a record written before grouped intervals
+            return "".ljust(22 if suffix else 19)
+        lo, hi = m[f"{k}_ci{suffix}"]
+        return (f"[{lo:.2f},{hi:.2f}]".ljust(22) if suffix
+                else f"{m[k]:.2f} [{lo:.2f},{hi:.2f}]".ljust(19))
 
     notes = []
     for s, spec, m in rows:
         flag = " *" if m.get("trained_on_this_set") else ""
         lines.append(f"{s[:22]:<22} {spec[:28]:<28} {m['n']:>4}  " +
                      " ".join(cell(m, k) for k in ("accuracy", "precision", "recall", "f1",
-                                                   "kappa")) + flag)
+                                                   "kappa")) +
+                     f" {m.get('n_groups', ''):>8}  " + cell(m, "accuracy", "_grouped") + " " +
+                     cell(m, "kappa", "_grouped").rstrip() + flag)
         cv = m.get("cross_validated")
         if flag and cv is None and "trained_member_cross_validated" in m:
             cv = m["trained_member_cross_validated"]

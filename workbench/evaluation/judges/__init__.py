@@ -6,7 +6,7 @@ Judges are named by spec strings (:mod:`.registry`); their agreement with human 
 measured by ``workbench judge-eval`` and shipped in ``validation.json``.
 """
 
-from workbench.evaluation.judges.agreement import judge_agreement
+from workbench.evaluation.judges.agreement import grouped_bootstrap, judge_agreement
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, LABELS, SAFE, Judge
 from workbench.evaluation.judges.classifier import ClassifierJudge
 from workbench.evaluation.judges.registry import (
@@ -26,8 +26,8 @@ from workbench.evaluation.judges.substring import (
     refusal_rate,
 )
 
-__all__ = ["DEFAULT_JUDGE", "INCOMPREHENSIBLE", "JAILBROKEN", "JUDGE_KINDS",
-           "LABELS", "REFUSAL_SUBSTRINGS", "SAFE",
-           "ClassifierJudge", "Judge", "SubstringJudge", "comprehensibility", "is_comprehensible",
-           "is_refusal", "judge_agreement", "label_response", "make_judge", "refusal_rate",
+__all__ = ["DEFAULT_JUDGE", "INCOMPREHENSIBLE", "JAILBROKEN", "JUDGE_KINDS", "LABELS",
+           "REFUSAL_SUBSTRINGS", "SAFE", "ClassifierJudge", "Judge", "SubstringJudge",
+           "comprehensibility", "grouped_bootstrap", "is_comprehensible", "is_refusal",
+           "judge_agreement", "label_response", "make_judge", "refusal_rate",
            "split_spec", "validated_agreement"]

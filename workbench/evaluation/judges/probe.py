@@ -112,6 +112,33 @@ def answer_means(model, prompts: Sequence[str], responses: Sequence[str],
     return out
 
 
+POOLINGS = ("mean", "last")  # the answer-token mean, the last token
+
+
+def pooled_residuals(model, prompts: Sequence[str], responses: Sequence[str],
+                     layers: Sequence[int], batch_size: int = 16
+                     ) -> Float[np.ndarray, "n n_layers 2 d"]:
+    """``resid_pre`` at each of ``layers``, pooled both ways of :data:`POOLINGS`, per pair.
+
+    The probe's layer and pooling are chosen among these (``benchmarks/probe_judge_layers.py``,
+    ``benchmarks/judge_nested_cv.py``); one forward per batch serves every layer.
+    """
+    check_pairs(prompts, responses)
+    layers = [model.check_layer(layer) for layer in layers]
+    pairs = [pair_tokens(model, p, r) for p, r in zip(prompts, responses)]
+    out = np.zeros((len(pairs), len(layers), len(POOLINGS), model.d_model))
+
+    def keep(rows, resid):
+        for k, layer in enumerate(layers):
+            t = resid[layer]
+            for j, i in enumerate(rows):
+                out[i, k, 0] = t[j, t.shape[1] - pairs[i][1]:].mean(0).cpu().numpy()
+                out[i, k, 1] = t[j, -1].cpu().numpy()
+
+    each_batch_resid(model, pairs, layers, batch_size, keep)
+    return out
+
+
 def probe_features(model, prompts: Sequence[str], responses: Sequence[str], record: dict,
                    encoder=None, batch_size: int = 16) -> Float[np.ndarray, "n f"]:
     """Feature rows: the answer-mean residual, then the ``trained`` judge's MiniLM features."""
