@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.evaluation.judges.registry import DEFAULT_JUDGE, JUDGE_KINDS
+from workbench.judge_specs import DEFAULT_JUDGE, JUDGE_KINDS
 
 # workbench.model.DEFAULT_MODEL, repeated here so that start-up imports no torch (a test checks).
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.evaluation.judges.registry import DEFAULT_JUDGE
+from workbench.judge_specs import DEFAULT_JUDGE
 from workbench.jobs import common
 from workbench.model import DEFAULT_MODEL
 

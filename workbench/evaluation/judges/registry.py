@@ -22,12 +22,9 @@ from importlib import resources
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import Judge
 from workbench.evaluation.judges.substring import SubstringJudge
+from workbench.judge_specs import DEFAULT_JUDGE, JUDGE_KINDS
 from workbench.model.specs import HUB_ID
 
-# the judge audits and SafeSteer use unless told otherwise, and what judge-eval evaluates by
-# default: the best offline judge on held-out labels (docs/judges.md)
-DEFAULT_JUDGE = "probe"
-JUDGE_KINDS = ("substring", "trained", "probe", "llm:SPEC", "ensemble:A,B", "classifier:SPEC")
 _HELP = ("use substring, trained, probe, llm:MODEL_SPEC, ensemble:JUDGE,JUDGE or "
          "classifier:MODEL_DIR (a bare model directory or org/name hub id also names a classifier)")
 
