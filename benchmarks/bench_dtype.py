@@ -43,17 +43,9 @@ from workbench.activations import collect_activations
 from workbench.data import embedded_instructions
 from workbench.evaluation.generation import generate_ids
 from workbench.model import resolve_precision
-from workbench.model.precision import cpu_bf16_flags, dtype_name
+from workbench.model.precision import cpu_bf16_flags, cpu_model, dtype_name
 from workbench.runs import write_json
 
-
-def cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:

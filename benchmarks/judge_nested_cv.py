@@ -35,13 +35,13 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from workbench.model.precision import cpu_model
 from workbench.evaluation.judges import (
     grouped_bootstrap,
     is_comprehensible,
@@ -75,15 +75,6 @@ SHIPPED = {"probe": ("L14 mean", 0.01), "trained": ("shipped features", 0.05)}
 OVERLAP_COSINES = (DUPLICATE_COSINE, 0.75)
 DTYPE = "float32"  # the dtype the probe's weights were fitted in (docs/judges.md)
 
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def data_key(answers, *settings) -> str:

@@ -372,6 +372,18 @@ def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
                         "one must hold the same job and config")
 
 
+def _add_selection_flags(p: argparse.ArgumentParser) -> None:
+    """The refusal-direction selection flags of `directions` and `audit`."""
+    p.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
+                   const=False, default=None,
+                   help="keep every train/validation prompt (default: as the reference, keep "
+                        "only harmful prompts the unsteered model refuses and harmless ones it "
+                        "answers)")
+    p.add_argument("--allow-fallback", action="store_const", const=True, default=None,
+                   help="when no refusal-direction candidate keeps KL within the bound, take "
+                        "the lowest bypass score anyway (default: stop with an error)")
+
+
 def _add_ray_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="generate on Ray workers, one model replica each (needs the "
@@ -466,14 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--open-ended-tokens", type=int, default=None, metavar="N",
                    help="answer length of the open-ended efficacy check on the held-out "
                         "questions asked without choices, 0 skips (default: quick 32, full 64)")
-    a.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
-                   const=False, default=None,
-                   help="keep every train/validation prompt (default: as the reference, keep "
-                        "only harmful prompts the unsteered model refuses and harmless ones it "
-                        "answers)")
-    a.add_argument("--allow-fallback", action="store_const", const=True, default=None,
-                   help="when no refusal-direction candidate keeps KL within the bound, take "
-                        "the lowest bypass score anyway (default: stop with an error)")
+    _add_selection_flags(a)
     a.add_argument("--engine", default=None, choices=["batched", "reference"],
                    help="batched (default): conditions share batches and each prompt's "
                         "instruction prefix is run once; reference: the unoptimised path, one "
@@ -517,14 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--induce-threshold", type=float, default=None, metavar="X",
                    help="discard candidates whose addition leaves the harmless refusal score "
                         "below this (default 0.0)")
-    d.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
-                   const=False, default=None,
-                   help="keep every train/validation prompt (default: as the reference, keep "
-                        "only harmful prompts the unsteered model refuses and harmless ones it "
-                        "answers)")
-    d.add_argument("--allow-fallback", action="store_const", const=True, default=None,
-                   help="when no refusal-direction candidate keeps KL within the bound, take "
-                        "the lowest bypass score anyway (default: stop with an error)")
+    _add_selection_flags(d)
     d.add_argument("--evaluate", type=int, default=None, metavar="N",
                    help="generate on N held-out prompts per class: refusal rates with the "
                         "direction ablated (harmful) and added (harmless) (default 0: skip)")

@@ -49,6 +49,19 @@ class Precision:
         return {"asked": self.asked, "used": self.name, "reason": self.reason}
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows: the
+    machine line every benchmark record carries."""
+    import platform
+
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     """The native-bfloat16 feature flags this CPU reports (empty when it has none)."""
     if cpuinfo is None:
