@@ -11,9 +11,17 @@ pytestmark = pytest.mark.slow
 
 # The 0.5B teaching model in float32, the dtype of the numbers README reports (docs/results.md).
 MODEL = "qwen2.5-coder-0.5b-instruct"
-DIRECTIONS_ARGS = ["directions", "--model", MODEL, "--dtype", "float32", "--n-train", "96", "--n-val", "16", "--search-positions", "-1",
-                   "--evaluate", "40", "--max-new-tokens", "24", "--contrast", "sycophancy=embedded",
-                   "--induce-coefficient", "2", "--quiet"]
+DIRECTIONS_ARGS = ["directions", "--model", MODEL, "--dtype", "float32", "--n-train", "96",
+                   "--n-val", "16", "--search-positions", "-1", "--contrast",
+                   "sycophancy=embedded", "--quiet"]
+# The held-out causal check runs on the default 1.5B model, where a candidate passes every
+# published filter (on the 0.5B the KL-bounded pick is too weak for the bar: docs/results.md),
+# in the dtype the machine is fast at, with the audit's ranked search.
+DEFAULT_MODEL_CHECK = ["directions", "--model", "qwen2.5-coder-1.5b-instruct", "--dtype", "auto",
+                       "--n-train", "96", "--n-val", "16", "--search-positions", "-1",
+                       "--refusal-search", "ordered", "--refusal-top-k", "3", "--evaluate", "40",
+                       "--max-new-tokens", "24", "--contrast", "sycophancy=embedded",
+                       "--induce-coefficient", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +31,17 @@ def qwen_run(tmp_path_factory):
     return json.loads((out / "run.json").read_text())
 
 
-def test_refusal_direction_is_causal_on_held_out_prompts(qwen_run):
-    ev = qwen_run["evaluation"]
+@pytest.fixture(scope="module")
+def default_model_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qwen15") / "directions"
+    assert main([*DEFAULT_MODEL_CHECK, "--out", str(out)]) == 0
+    return json.loads((out / "run.json").read_text())
+
+
+def test_refusal_direction_is_causal_on_held_out_prompts(default_model_run):
+    assert default_model_run["refusal"]["selection_rule"] == "filters"
+    assert default_model_run["refusal"]["layer"] < int(0.8 * default_model_run["model"]["n_layers"])
+    ev = default_model_run["evaluation"]
     print(json.dumps({k: v for k, v in ev.items() if k != "examples"}, indent=1))
     assert ev["harmful_refusal_base"] >= 0.3  # the model does refuse
     # the protocol's bar: ablated everywhere, held-out harmful refusal falls to 10% or less;
@@ -41,10 +58,38 @@ def test_selection_scores_are_consistent(qwen_run):
     assert scores["induce"] > base["harmless_refusal_score"]
     # the reference cut: layers >= int(0.8 * n_layers) are discarded (0-18 of 24 stay)
     assert qwen_run["refusal"]["layer"] < int(0.8 * qwen_run["model"]["n_layers"])
-    # On this weakly refusing model no candidate passes the paper's filters (even harmful
-    # prompts have a negative mean refusal score, so "induce >= 0" cannot hold); the
-    # selection then falls back to the lowest bypass score and says so in run.json.
-    assert qwen_run["refusal"]["filters_passed"] == scores["kept"]
+    # the rule that picked it is recorded, and the fallback (KL unbounded) was not needed
+    ref = qwen_run["refusal"]
+    assert ref["filters_passed"] == scores["kept"] == (ref["selection_rule"] == "filters")
+    assert ref["selection_rule"] in ("filters", "kl-bounded") and scores["kl"] <= 0.1
+    # the reference's prompt filter ran: the 0.5B model refuses only some harmful prompts
+    counts = ref["prompt_filter"]["counts"]
+    assert 2 <= counts["harmful_train"]["kept"] < counts["harmful_train"]["n"] == 96
+    assert counts["harmless_val"]["n"] == 16
+
+
+def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
+    """On letter-balanced pairs, the letter-balanced PCA and the probe point where CAA points
+    (the plain PCA of the differences would give the answer-letter axis, cosine < 0.2)."""
+    from workbench import load_model
+    from workbench.data import embedded_contrast
+    from workbench.directions import caa_vector
+    from workbench.jobs.audit import method_agreement, method_directions
+    from workbench.jobs.config import build_config
+    from workbench.jobs.directions import split_contrast
+
+    cfg = build_config("quick", model=MODEL, methods=["caa", "pca", "probe"])
+    model = load_model(MODEL, dtype="float32")
+    layer = round(0.4 * model.n_layers)  # the quick audit's steering layer
+    behaviours = ["sycophancy", "corrigible-neutral-HHH"]
+    pairs, _ = split_contrast({b: embedded_contrast(b) for b in behaviours}, cfg.caa_limit,
+                              cfg.efficacy_pairs, cfg.seed)
+    caa = {b: caa_vector(model, p, progress=False) for b, p in pairs.items()}
+    vecs = method_directions(model, cfg, pairs, caa, [layer])
+    agree = method_agreement({(b, m, layer, False): v[layer] for (b, m), v in vecs.items()})
+    print(agree)
+    for b in behaviours:
+        assert agree[b]["pca"][layer] >= 0.8 and agree[b]["probe"][layer] >= 0.8
 
 
 def test_resid_pre_matches_a_separately_loaded_hf_model():

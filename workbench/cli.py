@@ -146,7 +146,7 @@ def _directions(args: argparse.Namespace) -> None:
         "model", "harmful", "harmless", "out", "device", "dtype", "n_train", "n_val", "seed",
         "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
         "induce_coefficient", "kl_threshold", "induce_threshold", "prompt_filter",
-        "allow_fallback")}
+        "allow_fallback", "refusal_search", "refusal_top_k")}
     if args.contrast:
         given["contrast"] = parse_contrast_args(args.contrast)
     if args.trust_remote_code:
@@ -523,6 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discard candidates whose addition leaves the harmless refusal score "
                         "below this (default 0.0)")
     _add_selection_flags(d)
+    d.add_argument("--refusal-search", default=None, choices=["full", "ordered"],
+                   help="full (default): score every candidate; ordered: rank candidates by a "
+                        "cheap bypass score and score them fully in that order until one "
+                        "passes (the audit's search; same pick unless scores nearly tie)")
+    d.add_argument("--refusal-top-k", type=int, default=None, metavar="K",
+                   help="with --refusal-search ordered: score at most K candidates fully, "
+                        "more only until one keeps KL within the bound (default: no cap)")
     d.add_argument("--evaluate", type=int, default=None, metavar="N",
                    help="generate on N held-out prompts per class: refusal rates with the "
                         "direction ablated (harmful) and added (harmless) (default 0: skip)")
