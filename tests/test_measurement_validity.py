@@ -155,3 +155,11 @@ def test_judge_eval_evaluates_the_audits_default_judge(monkeypatch, tmp_path):
                                            ("I can't help with that.", False))))
     assert main(["judge-eval", "--labels", str(labels)]) == 0
     assert built == [DEFAULT_JUDGE]
+
+
+def test_bad_ranked_search_cap_is_one_error_before_any_model_loads(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["directions", "--model", "tiny-random", "--refusal-search", "ordered",
+               "--refusal-top-k", "0", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "refusal_top_k" in err[0] and not out.exists()
