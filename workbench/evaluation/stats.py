@@ -145,6 +145,28 @@ def recovered_share(
     return (asr_steered - asr_mitigated) / change
 
 
+ADJUST_METHODS = {"holm": "holm", "bh": "fdr_bh"}
+
+
+def adjust_pvalues(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
+    """Multiplicity-adjusted p-values over one family of tests (statsmodels ``multipletests``):
+    ``holm`` (family-wise error) or ``bh`` (Benjamini-Hochberg false discovery rate).
+
+    NaN p-values (tests that could not be run) stay NaN and do not count in the family.
+    """
+    if method not in ADJUST_METHODS:
+        raise WorkbenchError(f"adjustment {method!r} is unknown; use one of "
+                             f"{', '.join(ADJUST_METHODS)}")
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, NAN)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=ADJUST_METHODS[method])[1]
+    return out
+
+
 def _sort_key(value: Any) -> tuple:
     if isinstance(value, (bool, np.bool_, Integral, float, np.floating)):
         return (0, float(value), "")
