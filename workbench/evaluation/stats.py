@@ -204,3 +204,324 @@ def rate_table(
         rows.append({**dict(zip(keys, group)), "n": n, "k": k, "rate": k / n,
                      "ci_low": low, "ci_high": high})
     return rows
+
+
+# --- Clustered inference: rows that share a prompt are not independent -------------------
+
+EXACT_FLIP_LIMIT = 16  # enumerate all 2**m sign flips up to this many nonzero clusters
+_CHUNK = 1 << 21  # numbers per resampling block, to bound memory on large audits
+
+
+def _cluster_codes(clusters: Iterable[Any], n: int, name: str = "clusters") -> np.ndarray:
+    """Integer code per row for any hashable cluster ids, in order of first appearance."""
+    index: dict[Any, int] = {}
+    try:
+        codes = [index.setdefault(c, len(index)) for c in clusters]
+    except TypeError as exc:
+        raise WorkbenchError(f"{name} holds an unhashable id ({exc}); give one str/int id per "
+                             "row") from exc
+    if len(codes) != n:
+        raise WorkbenchError(f"{name} has {len(codes)} ids but there are {n} rows; give one id "
+                             "per row")
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _check_resampling(alpha: float, n_resamples: int) -> None:
+    if not 0 < alpha < 1:
+        raise WorkbenchError(f"alpha={alpha!r} is outside (0, 1); use e.g. 0.05 for 95% intervals")
+    if not (isinstance(n_resamples, Integral) and n_resamples >= 1):
+        raise WorkbenchError(f"n_resamples={n_resamples!r} is not a positive integer; use e.g. "
+                             "4000")
+
+
+def _sign_flip_p(d: np.ndarray, n_resamples: int, rng: np.random.Generator) -> float:
+    """Two-sided cluster sign-flip p-value for ``sum(d) = 0`` with ``d`` one value per cluster.
+
+    Statistic ``|sum_c d_c|``. Exact (all ``2**m`` flips of the ``m`` nonzero clusters) when
+    ``m <= EXACT_FLIP_LIMIT``, else ``(1 + hits) / (1 + n_resamples)`` over random flips.
+    Values within a relative 1e-9 of the observed statistic count as ties (as extreme).
+    """
+    d = np.asarray(d, dtype=float)
+    d = d[d != 0]
+    m = len(d)
+    if m == 0:
+        return 1.0
+    observed = abs(d.sum())
+    threshold = observed - 1e-9 * max(1.0, float(np.abs(d).sum()))
+    if m <= EXACT_FLIP_LIMIT:
+        bits = (np.arange(2**m)[:, None] >> np.arange(m)) & 1
+        stats_ = np.abs((1 - 2 * bits) @ d)
+        return float(np.mean(stats_ >= threshold))
+    hits, done, block = 0, 0, max(1, _CHUNK // m)
+    while done < n_resamples:
+        size = min(block, n_resamples - done)
+        signs = 1 - 2 * rng.integers(0, 2, size=(size, m))
+        hits += int((np.abs(signs @ d) >= threshold).sum())
+        done += size
+    return (1 + hits) / (1 + n_resamples)
+
+
+def _cluster_bootstrap(
+    d: np.ndarray, sizes: np.ndarray, alpha: float, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile interval of ``sum(d) / sum(sizes)`` over clusters drawn with replacement."""
+    c = len(d)
+    reps = np.empty(n_resamples)
+    done, block = 0, max(1, _CHUNK // c)
+    while done < n_resamples:
+        size = min(block, n_resamples - done)
+        draw = rng.integers(0, c, size=(size, c))
+        reps[done:done + size] = d[draw].sum(axis=1) / sizes[draw].sum(axis=1)
+        done += size
+    low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def clustered_paired_delta(
+    base: Sequence[bool],
+    steered: Sequence[bool],
+    clusters: Sequence[Any],
+    alpha: float = 0.05,
+    n_resamples: int = 4000,
+    seed: int = 0,
+) -> dict:
+    """Paired change in a rate when rows share clusters (one prompt under several templates).
+
+    Rows of one prompt are correlated, so the prompt, not the row, is the unit of
+    independence. ``delta = mean(steered) - mean(base)`` over rows. ``p_value`` is a cluster
+    sign-flip randomisation test: under no effect the two labels are exchangeable within a
+    prompt, so each per-cluster sum ``d_c = sum(steered - base)`` is equally likely to have
+    either sign; statistic ``|sum_c d_c|``, exact up to 16 nonzero clusters, else
+    ``n_resamples`` random flips (p = (1 + hits) / (1 + n_resamples)). With one row per
+    cluster this is exactly the exact McNemar test. ``ci_low``/``ci_high``: cluster-bootstrap
+    percentile interval (clusters drawn with replacement, row-weighted delta). Deterministic
+    given ``seed``; empty input gives NaNs.
+    """
+    b, s = as_flags(base, "base"), as_flags(steered, "steered")
+    if len(b) != len(s):
+        raise WorkbenchError(
+            f"base has {len(b)} items but steered has {len(s)}; pair the same rows in order"
+        )
+    codes = _cluster_codes(clusters, len(b))
+    _check_resampling(alpha, n_resamples)
+    n = len(b)
+    n_clusters = int(codes.max()) + 1 if n else 0
+    out = {"n": n, "n_clusters": n_clusters}
+    if n == 0:
+        return {**out, "base_rate": NAN, "steered_rate": NAN, "delta": NAN, "ci_low": NAN,
+                "ci_high": NAN, "p_value": NAN}
+    d = np.bincount(codes, weights=s.astype(float) - b, minlength=n_clusters)
+    sizes = np.bincount(codes, minlength=n_clusters).astype(float)
+    boot_rng, flip_rng = np.random.default_rng(seed).spawn(2)
+    low, high = _cluster_bootstrap(d, sizes, alpha, n_resamples, boot_rng)
+    return {**out, "base_rate": float(b.mean()), "steered_rate": float(s.mean()),
+            "delta": float(s.mean() - b.mean()), "ci_low": low, "ci_high": high,
+            "p_value": _sign_flip_p(d, n_resamples, flip_rng)}
+
+
+def beyond_placebo(
+    steered: Sequence[bool],
+    placebos: Sequence[Sequence[bool]],
+    clusters: Sequence[Any],
+    alpha: float = 0.05,
+    n_resamples: int = 4000,
+    seed: int = 0,
+) -> dict:
+    """Does a steered rate differ from what random ("placebo") directions of its size give?
+
+    ``placebos`` is ``[k, n]``: k placebo conditions on the same rows as ``steered``. All
+    conditions share one baseline, so ``dASR(steered) - mean_j dASR(placebo_j)`` is
+    ``difference = rate(steered) - mean_j rate(placebo_j)``. ``p_value``: cluster sign-flip
+    test (as in :func:`clustered_paired_delta`) on ``d_c = sum over the cluster's rows of
+    (steered - mean_j placebo_j)``, computed in whole units of 1/k so ties are exact.
+    ``ci_low``/``ci_high``: cluster-bootstrap percentile interval, both rates recomputed on
+    the same resampled rows. Prompts are the random units here; the spread between
+    directions is shown by ``rank`` (placebo rates below the steered one, ties counting half,
+    0..k) and ``placebo_min``/``placebo_max``.
+    """
+    s = as_flags(steered, "steered")
+    n = len(s)
+    if isinstance(placebos, np.ndarray) and placebos.ndim != 2:
+        raise WorkbenchError(f"placebos has shape {placebos.shape}; give a [k, n] array, one row "
+                             "per placebo direction")
+    try:
+        rows = [as_flags(row, f"placebo {j}") for j, row in enumerate(placebos)]
+    except TypeError as exc:
+        raise WorkbenchError(f"placebos is not a [k, n] array ({exc}); give one row of flags per "
+                             "placebo direction") from exc
+    if not rows:
+        raise WorkbenchError("no placebo conditions given; add placebo (random) directions of "
+                             "the steering vector's size")
+    bad = [j for j, row in enumerate(rows) if row.ndim != 1 or len(row) != n]
+    if bad:
+        raise WorkbenchError(f"placebo {bad[0]} does not have {n} row flags like steered; give "
+                             "placebos as [k, n] on the same rows in the same order")
+    p = np.stack(rows)
+    k = len(rows)
+    codes = _cluster_codes(clusters, n)
+    _check_resampling(alpha, n_resamples)
+    n_clusters = int(codes.max()) + 1 if n else 0
+    out = {"n": n, "n_clusters": n_clusters, "k": k}
+    if n == 0:
+        return {**out, "difference": NAN, "ci_low": NAN, "ci_high": NAN, "p_value": NAN,
+                "rank": NAN, "placebo_rates": [NAN] * k, "placebo_mean": NAN,
+                "placebo_min": NAN, "placebo_max": NAN}
+    counts = p.sum(axis=1)
+    rates = counts / n
+    s_count = int(s.sum())
+    rank = float((counts < s_count).sum() + 0.5 * (counts == s_count).sum())
+    d_units = np.bincount(codes, weights=k * s.astype(np.int64) - p.sum(axis=0),
+                          minlength=n_clusters)  # integers: sum of k*steered - sum of placebos
+    sizes = np.bincount(codes, minlength=n_clusters).astype(float)
+    boot_rng, flip_rng = np.random.default_rng(seed).spawn(2)
+    low, high = _cluster_bootstrap(d_units / k, sizes, alpha, n_resamples, boot_rng)
+    return {**out, "difference": float(s.mean() - rates.mean()), "ci_low": low,
+            "ci_high": high, "p_value": _sign_flip_p(d_units, n_resamples, flip_rng),
+            "rank": rank, "placebo_rates": [float(r) for r in rates],
+            "placebo_mean": float(rates.mean()), "placebo_min": float(rates.min()),
+            "placebo_max": float(rates.max())}
+
+
+def _warning_names(caught: list) -> list[str]:
+    """Names of caught warnings about the fit itself (library deprecations left out)."""
+    return sorted({w.category.__name__ for w in caught
+                   if not issubclass(w.category, (DeprecationWarning, FutureWarning))})
+
+
+def clustered_logistic_slope(
+    y: Sequence[float],
+    x: Sequence[float],
+    prompt_groups: Sequence[Any],
+    vector_groups: Sequence[Any],
+    n_boot: int = 300,
+    seed: int = 0,
+) -> dict:
+    """Logistic slope of a binary outcome on a dose ``x``, with prompts as clusters.
+
+    Rows are (prompt-template, condition) pairs; ``x`` is e.g. the added vector's projection
+    on the refusal direction in residual-norm units (baseline rows: ``x = 0``, give them their
+    own vector group). Main fit: GEE (binomial, logit link, exchangeable working correlation
+    within ``prompt_groups``) with robust sandwich errors, giving ``slope``, its Wald 95%
+    ``slope_ci_low``/``slope_ci_high`` and ``p_value``; ``odds_ratio = exp(slope)``; ``ame``
+    is the average marginal effect ``mean(p(1-p)) * slope`` (probability per unit x).
+    ``boot_ci_low``/``boot_ci_high``: 95% percentile interval of a two-way ("pigeonhole")
+    bootstrap that draws prompts and vectors with replacement independently and weights each
+    row by the product of its prompt's and vector's draw counts, refitting a plain weighted
+    logistic regression; replicates with constant y or x, a fit error, non-convergence or
+    perfect separation are skipped and counted in ``boot_failed``. Non-finite rows are
+    dropped (``dropped``). Fewer than 3 distinct x, constant y or fewer than 2 prompts give
+    NaNs and a ``note``; warnings from the main fit are named in ``note``.
+    """
+    import warnings
+
+    import statsmodels.api as sm
+
+    try:
+        ys = np.asarray(y, dtype=float).ravel()
+        xs = np.asarray(x, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise WorkbenchError(f"y and x must be numbers ({exc}); pass 0/1 outcomes and numeric "
+                             "doses") from exc
+    if len(xs) != len(ys):
+        raise WorkbenchError(f"y has {len(ys)} values but x has {len(xs)}; give one x per row")
+    pg = _cluster_codes(prompt_groups, len(ys), "prompt_groups")
+    vg = _cluster_codes(vector_groups, len(ys), "vector_groups")
+    if not (isinstance(n_boot, Integral) and n_boot >= 0):
+        raise WorkbenchError(f"n_boot={n_boot!r} is not a count; use e.g. 300 (0 skips the "
+                             "bootstrap)")
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    if not np.isin(ys[keep], (0.0, 1.0)).all():
+        raise WorkbenchError("y holds values other than 0/1; give one binary outcome per row")
+    ys, xs, pg, vg = ys[keep], xs[keep], pg[keep], vg[keep]
+    pg = np.unique(pg, return_inverse=True)[1].ravel()
+    vg = np.unique(vg, return_inverse=True)[1].ravel()
+    n_prompts, n_vectors = len(np.unique(pg)), len(np.unique(vg))
+    names = ("slope", "slope_ci_low", "slope_ci_high", "p_value", "intercept", "odds_ratio",
+             "ame", "boot_ci_low", "boot_ci_high")
+    out: dict[str, Any] = {**dict.fromkeys(names, NAN), "boot_failed": 0, "n": len(ys),
+                           "n_prompts": n_prompts, "n_vectors": n_vectors,
+                           "dropped": int((~keep).sum()), "note": None}
+    if len(np.unique(xs)) < 3:
+        return {**out, "note": f"x has {len(np.unique(xs))} distinct values; a slope needs 3"}
+    if np.ptp(ys) == 0:
+        return {**out, "note": "y is constant; there is no outcome variation to model"}
+    if n_prompts < 2:
+        return {**out, "note": f"{n_prompts} prompt group(s); clustered errors need at least 2"}
+
+    design = sm.add_constant(xs, has_constant="add")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.GEE(ys, design, groups=pg, family=sm.families.Binomial(),
+                         cov_struct=sm.cov_struct.Exchangeable()).fit()
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            return {**out, "note": f"GEE fit failed: {exc}"}
+    warned = _warning_names(caught)
+    notes = [f"GEE warned: {', '.join(warned)}"] if warned else []
+    intercept, slope = (float(v) for v in fit.params)
+    ci = fit.conf_int(alpha=0.05)
+    prob = 1 / (1 + np.exp(-(intercept + slope * xs)))
+
+    rng = np.random.default_rng(seed)
+    slopes, failed = [], 0
+    for _ in range(n_boot):
+        w = (np.bincount(rng.integers(0, n_prompts, n_prompts), minlength=n_prompts)[pg]
+             * np.bincount(rng.integers(0, n_vectors, n_vectors), minlength=n_vectors)[vg])
+        on = w > 0
+        if np.ptp(ys[on]) == 0 or np.ptp(xs[on]) == 0:
+            failed += 1
+            continue
+        with warnings.catch_warnings(record=True) as boot_caught:
+            warnings.simplefilter("always")
+            try:
+                rep = sm.GLM(ys[on], design[on], family=sm.families.Binomial(),
+                             freq_weights=w[on].astype(float)).fit()
+            except (np.linalg.LinAlgError, ValueError):
+                failed += 1
+                continue
+        bad = {"ConvergenceWarning", "PerfectSeparationWarning"} & set(
+            _warning_names(boot_caught))
+        if bad or not rep.converged or not np.isfinite(rep.params[1]):
+            failed += 1
+            continue
+        slopes.append(float(rep.params[1]))
+    if slopes:
+        boot_low, boot_high = (float(v) for v in np.quantile(slopes, [0.025, 0.975]))
+    else:
+        boot_low = boot_high = NAN
+        if n_boot:
+            notes.append("every bootstrap replicate failed")
+    return {**out, "slope": slope, "slope_ci_low": float(ci[1, 0]),
+            "slope_ci_high": float(ci[1, 1]), "p_value": float(fit.pvalues[1]),
+            "intercept": intercept, "odds_ratio": float(math.exp(slope)),
+            "ame": float(np.mean(prob * (1 - prob)) * slope), "boot_ci_low": boot_low,
+            "boot_ci_high": boot_high, "boot_failed": failed,
+            "note": "; ".join(notes) or None}
+
+
+def paired_mde(sd_diff: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest mean paired difference a two-sided paired t-test on ``n`` pairs detects.
+
+    Solves statsmodels ``TTestPower`` for the standardised effect at ``alpha`` and ``power``
+    and scales it by ``sd_diff``, the SD of the per-pair differences: reporting it says how
+    large an effect a null result could have missed. ``n < 2`` or non-finite ``sd_diff``
+    gives NaN.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    if not 0 < alpha < 1:
+        raise WorkbenchError(f"alpha={alpha!r} is outside (0, 1); use e.g. 0.05")
+    if not alpha < power < 1:
+        raise WorkbenchError(f"power={power!r} is outside (alpha, 1); use e.g. 0.8")
+    try:
+        sd, pairs = float(sd_diff), float(n)
+    except (TypeError, ValueError) as exc:
+        raise WorkbenchError(f"sd_diff and n must be numbers ({exc}); give an SD and a pair "
+                             "count") from exc
+    if not math.isfinite(sd) or not math.isfinite(pairs) or pairs < 2:
+        return NAN
+    if sd < 0:
+        raise WorkbenchError(f"sd_diff={sd_diff!r} is negative; give the SD of the differences")
+    effect = TTestPower().solve_power(effect_size=None, nobs=pairs, alpha=alpha, power=power,
+                                      alternative="two-sided")
+    return float(effect) * sd
