@@ -110,17 +110,19 @@ def test_cluster_bootstrap_weights_clusters_by_their_rows():
 
 def test_clustered_delta_size_under_a_null_with_prompt_propensities():
     # each prompt has its own jailbreak propensity, shared by its 5 templates; base and
-    # steered are iid given the prompt, so there is no effect
+    # steered are iid given the prompt, so there is no effect. The sum over clusters lives
+    # on a lattice and ties count as extreme, so the test is a little conservative: about
+    # 0.033 in 4000 runs of this design.
     rng = np.random.default_rng(2024)
     clusters = _prompts(20, 5)
     rejections = 0
-    for i in range(400):
+    for i in range(1000):
         propensity = np.repeat(rng.beta(0.6, 1.2, 20), 5)
         base = rng.random(100) < propensity
         steered = rng.random(100) < propensity
         rejections += clustered_paired_delta(base, steered, clusters, n_resamples=999,
                                              seed=i)["p_value"] <= 0.05
-    assert 0.02 <= rejections / 400 <= 0.08
+    assert 0.02 <= rejections / 1000 <= 0.07
 
 
 def test_clustering_fixes_naive_mcnemar_under_shared_discordance():
