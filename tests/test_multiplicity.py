@@ -70,8 +70,7 @@ def _records(n_prompts=12, seed=0):
 
 def test_the_family_is_the_unmitigated_behaviour_conditions_pooled_over_templates():
     recs = _records()
-    cos = {(b, "caa", 3): 0.1 for b in ("sycophancy", "myopic-reward", "refusal-direction")}
-    rows = delta_rows(recs, cos)
+    rows = delta_rows(recs)
     family = [r for r in rows if in_behaviour_family(r)]
     assert {(r["behaviour"], r["coefficient"]) for r in family} == {
         (b, c) for b in ("sycophancy", "myopic-reward") for c in (-1.0, 1.0)}
@@ -79,10 +78,16 @@ def test_the_family_is_the_unmitigated_behaviour_conditions_pooled_over_template
                                _holm(np.array([r["p_value"] for r in family])))
     np.testing.assert_allclose([r["p_bh"] for r in family],
                                _bh(np.array([r["p_value"] for r in family])))
-    assert all(math.isnan(r["p_holm"]) for r in rows if not in_behaviour_family(r))
+    # controls form their own family; mitigated and per-template rows are in none
+    control = [r for r in rows if r.get("family") == "control"]
+    assert len(control) == 2
+    np.testing.assert_allclose([r["p_holm"] for r in control],
+                               _holm(np.array([r["p_value"] for r in control])))
+    assert all(math.isnan(r["p_holm"]) for r in rows
+               if r["mitigated"] or r["template"] != "all")
     # the pairing does not depend on the order the records come in
     random.Random(1).shuffle(recs)
     again = {(r["behaviour"], r["coefficient"], r["template"], r["mitigated"]): r["p_holm"]
-             for r in delta_rows(recs, cos)}
+             for r in delta_rows(recs)}
     for r in family:
         assert again[(r["behaviour"], r["coefficient"], "all", False)] == r["p_holm"]

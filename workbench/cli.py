@@ -209,7 +209,8 @@ AUDIT_FIELDS = (
     "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit",
     "templates", "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
     "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
-    "efficacy_pairs", "open_ended_tokens", "engine", "prompt_filter", "allow_fallback")
+    "efficacy_pairs", "open_ended_tokens", "engine", "prompt_filter", "allow_fallback",
+    "placebo_directions", "mitigation_coefficients")
 SAFESTEER_FIELDS = (
     "model", "device", "dtype", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
     "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
@@ -454,8 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steering layers, 0..n_layers-1 (default: round(0.4 x n_layers), "
                         "CAA's middle layer; full: 0.25, 0.4, 0.55 and 0.7 of the depth)")
     a.add_argument("--coefficients", type=_float_list, default=None, metavar="C,C",
-                   help="steering coefficients, finite numbers (default: quick -1,1; full "
-                        "-2,-1,-0.5,0.5,1,2)")
+                   help="steering coefficients, finite numbers (default: quick -1,-0.5,0.5,1; "
+                        "full -1,-0.5,-0.25,0.25,0.5,1)")
+    a.add_argument("--mitigation-coefficients", type=_float_list, default=None, metavar="C,C",
+                   help="the coefficients at which mitigated vectors (and the mitigation "
+                        "placebo) are steered, a subset of --coefficients (default: quick -1,1; "
+                        "full all)")
+    a.add_argument("--placebo-directions", type=int, default=None, metavar="K",
+                   help="random unit directions orthogonal to the refusal direction, steered "
+                        "like the behaviours, to tell a specific effect from a push of that "
+                        "size; 0 skips (default: quick 4, full 8)")
     a.add_argument("--mitigation", default=None,
                    help="remove the refusal direction (default) or a refusal subspace from "
                         "each steering vector")
@@ -474,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "the refusal direction itself)")
     a.add_argument("--efficacy-pairs", type=int, default=None, metavar="N",
                    help="held-out A/B pairs per behaviour for the steering-efficacy check, "
-                        "0 skips (default: quick 10, full 15)")
+                        "0 skips (default: quick 20, full 20)")
     a.add_argument("--open-ended-tokens", type=int, default=None, metavar="N",
                    help="answer length of the open-ended efficacy check on the held-out "
                         "questions asked without choices, 0 skips (default: quick 32, full 64)")

@@ -1,4 +1,5 @@
-"""Geometry of directions: cosines per layer, projection removal, principal angles.
+"""Geometry of directions: cosines per layer, projection removal, random placebo directions,
+principal angles.
 
 Pure tensor functions; nothing here touches a model.
 """
@@ -59,6 +60,46 @@ def remove_subspace(
     q = orthonormal_basis(basis)
     v64 = v.double()
     return (v64 - (v64 @ q.T) @ q).to(v.dtype)
+
+
+def random_orthogonal_directions(
+    k: int, d: int, avoid: Float[Tensor, "m d"] | Float[Tensor, " d"] | None, seed: int
+) -> Float[Tensor, "k d"]:
+    """``k`` seeded random unit directions (Gaussian, float64), each orthogonal to every row of
+    ``avoid``: placebo steering directions that share no component with the refusal direction.
+    """
+    if k < 0 or d < 1:
+        raise WorkbenchError(f"cannot draw {k} directions of width {d}; give k >= 0, d >= 1")
+    g = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(k, d, generator=g, dtype=torch.float64)
+    if avoid is not None:
+        q = orthonormal_basis(avoid.double())
+        x = x - (x @ q.T) @ q
+    return unit(x)
+
+
+def remove_random_component(
+    v: Float[Tensor, " d"], removed_norm: float, avoid: Float[Tensor, "m d"] | Float[Tensor, " d"],
+    seed: int,
+) -> Float[Tensor, " d"]:
+    """The mitigation placebo: ``v`` minus a component of norm ``removed_norm`` along a random
+    direction orthogonal to ``avoid``, so ``v`` shortens exactly as removing its part in the
+    span of ``avoid`` would shorten it, while that part stays untouched.
+
+    The direction is ``u = a * unit(v_perp) + sqrt(1 - a^2) * z`` with ``v_perp`` the part of
+    ``v`` orthogonal to ``avoid``, ``z`` a seeded random unit vector orthogonal to ``v`` and to
+    ``avoid``, and ``a = removed_norm / |v_perp|`` (at most 1), so ``v . u = removed_norm``.
+    """
+    v64 = v.double()
+    q = orthonormal_basis(avoid.double())
+    v_perp = v64 - (v64 @ q.T) @ q
+    norm = float(v_perp.norm())
+    if norm == 0.0 or removed_norm <= 0.0:
+        return v.clone()
+    a = min(float(removed_norm) / norm, 1.0)
+    z = random_orthogonal_directions(1, v64.shape[-1], torch.cat([q, v_perp[None]]), seed)[0]
+    u = a * v_perp / norm + (1.0 - a * a) ** 0.5 * z
+    return (v64 - (v64 @ u) * u).to(v.dtype)
 
 
 def principal_angles(

@@ -1,8 +1,9 @@
 """A k-dimensional refusal subspace, beyond the single-direction assumption.
 
-Basis: the unit difference-in-means direction first, then the top principal components of the
-harmful activations (centred on the harmless mean) with that direction projected out. With
-k = 1 it is the refusal direction itself.
+Basis: the refusal direction first (the selected one when given, else the unit
+difference-in-means of these activations), then the top principal components of the harmful
+activations (centred on the harmless mean) with that direction projected out. With k = 1 it is
+the refusal direction itself.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ Tensor = torch.Tensor
 
 
 def refusal_subspace(
-    harmful: Float[Tensor, "n d"], harmless: Float[Tensor, "m d"], k: int
+    harmful: Float[Tensor, "n d"], harmless: Float[Tensor, "m d"], k: int,
+    first: Float[Tensor, " d"] | None = None,
 ) -> Float[Tensor, "k d"]:
-    """Orthonormal ``[k, d]`` basis whose first row is the unit diff-in-means direction."""
+    """Orthonormal ``[k, d]`` basis whose first row is ``first`` (the selected refusal
+    direction, so subspace mitigation removes at least what direction mitigation removes), or
+    the unit diff-in-means direction of these activations when ``first`` is None."""
     if not 1 <= k <= min(harmful.shape[0], harmful.shape[1]):
         raise WorkbenchError(
             f"subspace dimension k={k} must be between 1 and {min(harmful.shape)} "
             "(the number of harmful prompts and d_model)"
         )
     h, b = harmful.double(), harmless.double()
-    r_hat = unit(h.mean(0) - b.mean(0))
+    r_hat = unit(h.mean(0) - b.mean(0) if first is None else first.double())
     if k == 1:
         return r_hat[None]
     centred = h - b.mean(0)

@@ -95,12 +95,16 @@ def _ab_rows(pairs, targets, prefixes, logprob) -> pd.DataFrame:
 
 def paired_mean_delta(base: Sequence[float], steered: Sequence[float],
                       alpha: float = 0.05) -> dict:
-    """Mean paired change ``steered - base`` with a t interval and the paired t-test p-value.
+    """Mean paired change ``steered - base`` with a t interval, the paired t-test p-value, and
+    the minimum detectable effect (``mde``: the mean change the test finds with 80% power at
+    alpha, given n and the differences' SD ``sd_diff``), so a null reads as a power statement.
 
     Item i of ``steered`` is paired with item i of ``base`` (the same A/B question). With
     fewer than 2 items, or no variation in the differences, the interval and p-value are NaN
     (a zero-variance difference of exactly 0 gives p = 1).
     """
+    from workbench.evaluation.stats import paired_mde
+
     from scipy import stats
 
     b, s = np.asarray(base, dtype=float), np.asarray(steered, dtype=float)
@@ -111,10 +115,12 @@ def paired_mean_delta(base: Sequence[float], steered: Sequence[float],
     out = {"n": n, "mean_base": float(b.mean()) if n else NAN,
            "mean_steered": float(s.mean()) if n else NAN,
            "delta": float((s - b).mean()) if n else NAN,
-           "ci_low": NAN, "ci_high": NAN, "p_value": NAN}
+           "ci_low": NAN, "ci_high": NAN, "p_value": NAN, "sd_diff": NAN, "mde": NAN}
     if n < 2:
         return out
     d = s - b
+    out["sd_diff"] = float(d.std(ddof=1))
+    out["mde"] = paired_mde(out["sd_diff"], n, alpha)
     if np.ptp(d) == 0:
         return {**out, "ci_low": float(d[0]), "ci_high": float(d[0]),
                 "p_value": 1.0 if d[0] == 0 else NAN}

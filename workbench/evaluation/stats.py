@@ -145,6 +145,56 @@ def recovered_share(
     return (asr_steered - asr_mitigated) / change
 
 
+def pooled_recovered_share(
+    base: Sequence[Sequence[bool]], steered: Sequence[Sequence[bool]],
+    mitigated: Sequence[Sequence[bool]], clusters: Sequence, alpha: float = 0.05,
+    n_resamples: int = 2000, seed: int = 0,
+) -> dict:
+    """Share of steering's rate change that mitigation undoes, pooled over conditions.
+
+    Each argument but ``clusters`` is ``[condition][row]``, every condition on the same rows.
+    With ``s_c = sign(rate(steered_c) - rate(base_c))``, the share is
+    ``sum_c s_c (rate(steered_c) - rate(mitigated_c)) / sum_c s_c (rate(steered_c) -
+    rate(base_c))``: one ratio of sums, stabler than a median of per-condition ratios. The
+    interval resamples clusters (prompts) with replacement, the signs held at the full
+    sample's (percentile bootstrap). NaN where steering changed nothing.
+    """
+    b, s, m = (np.asarray(x, dtype=float) for x in (base, steered, mitigated))
+    if not (b.shape == s.shape == m.shape) or b.ndim != 2 or b.shape[1] != len(clusters):
+        raise WorkbenchError(f"base {b.shape}, steered {s.shape} and mitigated {m.shape} must "
+                             f"all be [condition, row] with {len(clusters)} rows (one cluster "
+                             "id per row)")
+    out = {"share": NAN, "ci_low": NAN, "ci_high": NAN, "n": int(b.shape[1]),
+           "n_clusters": len(set(clusters))}
+    if b.size == 0:
+        return out
+    sign = np.sign(s.mean(1) - b.mean(1))
+
+    def share(idx):
+        den = float((sign * (s[:, idx].mean(1) - b[:, idx].mean(1))).sum())
+        num = float((sign * (s[:, idx].mean(1) - m[:, idx].mean(1))).sum())
+        return num / den if abs(den) > 1e-12 else NAN
+
+    out["share"] = share(np.arange(b.shape[1]))
+    if math.isnan(out["share"]):
+        return out
+    ids = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
+    members = [[] for _ in ids]
+    for row, c in enumerate(clusters):
+        members[ids[c]].append(row)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, len(members), len(members))
+        v = share(np.concatenate([members[i] for i in pick]))
+        if not math.isnan(v):
+            draws.append(v)
+    if draws:
+        out["ci_low"], out["ci_high"] = (float(q) for q in np.quantile(
+            draws, [alpha / 2, 1 - alpha / 2]))
+    return out
+
+
 ADJUST_METHODS = {"holm": "holm", "bh": "fdr_bh"}
 
 
@@ -454,12 +504,17 @@ def clustered_logistic_slope(
         try:
             fit = sm.GEE(ys, design, groups=pg, family=sm.families.Binomial(),
                          cov_struct=sm.cov_struct.Exchangeable()).fit()
+            ci, p_slope = fit.conf_int(alpha=0.05), float(fit.pvalues[1])  # robust SEs here
         except (np.linalg.LinAlgError, ValueError) as exc:
             return {**out, "note": f"GEE fit failed: {exc}"}
     warned = _warning_names(caught)
     notes = [f"GEE warned: {', '.join(warned)}"] if warned else []
     intercept, slope = (float(v) for v in fit.params)
-    ci = fit.conf_int(alpha=0.05)
+    if not np.all(np.isfinite(ci)) or abs(slope) * float(np.ptp(xs)) > 25:
+        # a change of more than 25 log-odds over the observed x is (quasi-)separation: the
+        # outcome is constant on one side, and no finite slope describes the data
+        return {**out, "note": "no finite slope: the outcome is (nearly) constant on one side "
+                               "of x (separation)"}
     prob = 1 / (1 + np.exp(-(intercept + slope * xs)))
 
     rng = np.random.default_rng(seed)
@@ -492,7 +547,7 @@ def clustered_logistic_slope(
         if n_boot:
             notes.append("every bootstrap replicate failed")
     return {**out, "slope": slope, "slope_ci_low": float(ci[1, 0]),
-            "slope_ci_high": float(ci[1, 1]), "p_value": float(fit.pvalues[1]),
+            "slope_ci_high": float(ci[1, 1]), "p_value": p_slope,
             "intercept": intercept, "odds_ratio": float(math.exp(slope)),
             "ame": float(np.mean(prob * (1 - prob)) * slope), "boot_ci_low": boot_low,
             "boot_ci_high": boot_high, "boot_failed": failed,

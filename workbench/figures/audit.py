@@ -184,11 +184,13 @@ def cosine_by_layer(geometry: pd.DataFrame, *, refusal_layer: int | None = None)
         )
     layer_axis(fig, [*df["layer"], *([] if refusal_layer is None else [int(refusal_layer)])])
     fig.update_xaxes(title_text="Layer (residual-stream index)")
-    fig.update_yaxes(title_text="Cosine with refusal direction (unitless)", **ZERO_LINE,
+    fig.update_yaxes(title_text="Cosine with the layer's own refusal candidate", **ZERO_LINE,
                      range=padded_range(df["cosine"], 0.08, include_zero=True))
     fig.update_layout(legend=dict(title_text="behaviour"))
     return style_figure(fig, "Alignment of behaviour steering vectors with the refusal direction",
-                        520, top=24 if refusal_layer is not None else 0)
+                        520, top=24 if refusal_layer is not None else 0,
+                        subtitle="r̂ here: each layer's own diff-in-means candidate at the last "
+                                 "eoi token (the ΔASR tables use the one selected direction)")
 
 
 def delta_asr(delta: pd.DataFrame) -> go.Figure:
@@ -275,17 +277,23 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
 
 def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None, *,
                     template: str = "all") -> go.Figure:
-    """ΔASR against the steering vector's cosine with the refusal direction.
+    """ΔASR against what was added along the refusal direction.
 
-    Points are the ``delta_asr.csv`` rows (behaviour × coefficient × template, pooled over
-    templates when ``template == "all"``); colour separates unmitigated from mitigated, marker
-    shape separates behaviours. The fitted lines are the ``regression.csv`` rows for
-    ``template`` (slope, R², p and n in the legend).
+    x is the added vector's projection on the selected refusal direction (``projection``,
+    c × cos × scale) where the run wrote it, else the cosine (older runs). Points are the
+    ``delta_asr.csv`` rows (pooled over templates when ``template == "all"``); colour
+    separates unmitigated from mitigated, marker shape separates behaviours; placebo
+    directions (x = 0 by construction) are grey. The curve is the prompt-level logistic fit
+    over the behaviours (``regression.csv``, fit ``behaviours``), drawn as ΔASR over the x it
+    was fitted on; older runs' least-squares lines are drawn as before.
     """
     cols = ["behaviour", "layer", "coefficient", "template", "mitigated", "delta_asr",
             "delta_ci_low", "delta_ci_high", "p_value", "cosine"]
     df = _require(delta, cols, "delta_asr.csv")
-    df = _not_baseline(df).dropna(subset=["cosine", "delta_asr"])
+    x_name = ("projection" if "projection" in df.columns and df["projection"].notna().any()
+              else "cosine")
+    df = _not_baseline(df).dropna(subset=[x_name, "delta_asr"])
+    df = df[~df["method"].astype(str).str.endswith("+random-removal")] if "method" in df else df
     df["mitigated"] = _as_bool(df["mitigated"])
     df["template"] = df["template"].astype(str)
     if template != "all" or (df["template"] == "all").any():
@@ -300,18 +308,20 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
             d, lo, hi = _pp_with_ci(g, "delta_asr")
             custom = np.stack([
                 g["layer"].map(_layer), g["coefficient"].map(_coef), g["template"],
-                g["cosine"].map(lambda v: f"{float(v):.5f}"), d.map(lambda v: f"{v:+.2f}"),
+                g[x_name].map(lambda v: f"{float(v):.5f}"), d.map(lambda v: f"{v:+.2f}"),
                 lo.map(lambda v: f"{v:+.2f}"), hi.map(lambda v: f"{v:+.2f}"),
                 g["p_value"].map(_p),
             ], axis=-1)
             fig.add_trace(go.Scatter(
-                x=g["cosine"].astype(float), y=d, mode="markers",
+                x=g[x_name].astype(float), y=d, mode="markers",
                 name=f"{behaviour} (control)" if _is_control(g.iloc[0]) else behaviour,
                 legendgroup=f"m{mitigated}",
                 legendgrouptitle_text=MITIGATION_NAMES[mitigated],
                 # mitigated points are hollow and larger, drawn over the filled unmitigated
                 # ones: where the two coincide both stay visible
-                marker=(dict(size=16, color=MITIGATION_COLORS[True], symbol=open_symbol(j),
+                marker=(dict(size=9, color=NEUTRAL, symbol="circle", opacity=0.7)
+                        if behaviour.startswith("placebo-") else
+                        dict(size=16, color=MITIGATION_COLORS[True], symbol=open_symbol(j),
                              line=dict(width=2.5, color=MITIGATION_COLORS[True]))
                         if mitigated else
                         dict(size=11, color=MITIGATION_COLORS[False],
@@ -324,11 +334,31 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                 hovertemplate=(
                     f"<b>{behaviour}</b> · {MITIGATION_NAMES[mitigated]}<br>"
                     "layer %{customdata[0]}, α = %{customdata[1]}, template %{customdata[2]}<br>"
-                    "cosine %{customdata[3]}<br>ΔASR %{customdata[4]} pp "
+                    f"{x_name} %{{customdata[3]}}<br>ΔASR %{{customdata[4]}} pp "
                     "[95% CI %{customdata[5]}, %{customdata[6]}]<br>p = %{customdata[7]}"
                     "<extra></extra>"),
             ))
-    if regression is not None and len(regression):
+    if regression is not None and len(regression) and "fit" in regression.columns:
+        reg = regression[regression["fit"].astype(str) == "behaviours"]
+        pts = df[(~_as_bool(df["mitigated"])) & (~df["behaviour"].astype(str).isin(
+            ["refusal", "refusal-direction"])) & (~df["behaviour"].astype(str)
+                                                  .str.startswith("placebo-"))]
+        for _, r in reg.iterrows():
+            if pts.empty or not np.isfinite(float(r["slope"])):
+                continue
+            xs = np.linspace(float(pts[x_name].min()), float(pts[x_name].max()), 50)
+            a, b = float(r["intercept"]), float(r["slope"])
+            sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+            stats = (f"slope {b:+.2f} log-odds per unit, p = {_p(r['p_value'])}, "
+                     f"n = {int(r['n'])} answers")
+            fig.add_trace(go.Scatter(
+                x=xs, y=(sig(a + b * xs) - sig(a)) * 100, mode="lines",
+                name=f"behaviours: {stats}", legendgroup="fit",
+                legendgrouptitle_text="prompt-level logistic fit (regression.csv)",
+                line=dict(color=MITIGATION_COLORS[False], width=3),
+                hovertemplate=(f"<b>behaviour fit</b><br>{stats}<br>"
+                               "x %{x:.4f} → ΔASR %{y:+.2f} pp<extra></extra>")))
+    elif regression is not None and len(regression):
         reg = _require(regression, ["mitigated", "template", "slope", "intercept", "r2",
                                     "p_value", "n"], "regression.csv")
         reg["mitigated"] = _as_bool(reg["mitigated"])
@@ -356,8 +386,10 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                     hovertemplate=(f"<b>{MITIGATION_NAMES[mitigated]} fit</b><br>{stats}<br>"
                                    "cosine %{x:.4f} → ΔASR %{y:+.2f} pp<extra></extra>"),
                 ))
-    fig.update_xaxes(title_text="Cosine of steering vector with refusal direction (unitless)",
-                     range=padded_range(df["cosine"].astype(float), 0.05))
+    fig.update_xaxes(title_text=("Added vector's projection on r̂: c × cos × scale (units of "
+                                 "the mean residual norm)" if x_name == "projection" else
+                                 "Cosine of steering vector with refusal direction (unitless)"),
+                     range=padded_range(df[x_name].astype(float), 0.05))
     fig.update_yaxes(title_text="ΔASR vs unsteered baseline (percentage points)", **ZERO_LINE)
     fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.16, yanchor="top",
                                   groupclick="toggleitem", font=dict(size=14)))

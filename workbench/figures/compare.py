@@ -29,7 +29,9 @@ def _colors(models: list[str]) -> dict[str, str]:
 
 def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
     """Points: the fitted rows of every model; lines: per-model and pooled fits, in range."""
-    for name, df, cols in (("rows", rows, ("model", "behaviour", "cosine", "delta_asr")),
+    x_name = ("projection" if "projection" in rows.columns and rows["projection"].notna().any()
+              else "cosine")
+    for name, df, cols in (("rows", rows, ("model", "behaviour", x_name, "delta_asr")),
                            ("fits.csv", fits, ("model", "slope", "intercept", "cosine_min",
                                                "cosine_max"))):
         missing = [c for c in cols if c not in df.columns]
@@ -50,10 +52,10 @@ def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
         text = (g["behaviour"].astype(str) + " coef " + g["coefficient"].astype(str)
                 if "coefficient" in g else g["behaviour"].astype(str))
         fig.add_trace(go.Scatter(
-            x=g["cosine"].astype(float), y=d, mode="markers", name=model, legendgroup=model,
+            x=g[x_name].astype(float), y=d, mode="markers", name=model, legendgroup=model,
             text=text, marker=dict(size=11, color=colors[model], opacity=0.85,
                                    line=dict(width=1, color="white")),
-            hovertemplate=(f"<b>{model}</b><br>%{{text}}<br>cosine %{{x:.4f}}<br>"
+            hovertemplate=(f"<b>{model}</b><br>%{{text}}<br>{x_name} %{{x:.4f}}<br>"
                            "ΔASR %{y:+.1f} pp<extra></extra>"), **err))
     for _, f in fits.iterrows():
         model = str(f["model"])
@@ -71,8 +73,13 @@ def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
                       dash="dash" if pooled else "solid", width=3 if pooled else 2),
             hoverinfo="skip"))
     fig.add_hline(y=0, line=dict(color=NEUTRAL, width=1))
-    style_figure(fig, "ΔASR against cosine with the refusal direction, by model", 620)
-    fig.update_layout(xaxis_title="cosine(steering vector, refusal direction)",
+    title = ("ΔASR against the added vector's projection on the refusal direction, by model"
+             if x_name == "projection" else
+             "ΔASR against cosine with the refusal direction, by model")
+    style_figure(fig, title, 620)
+    fig.update_layout(xaxis_title=("c × cos(v, r̂) × scale (units of the mean residual norm)"
+                                   if x_name == "projection" else
+                                   "cosine(steering vector, refusal direction)"),
                       yaxis_title="ΔASR (percentage points)")
     return fig
 

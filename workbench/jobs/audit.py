@@ -42,11 +42,24 @@ from workbench.evaluation.efficacy import (
 from workbench.evaluation.judges import SubstringJudge, is_comprehensible, is_refusal, make_judge
 from workbench.evaluation.templates import resolve_templates
 from workbench.evaluation.work import Steer, plan_items, run_local
-from workbench.geometry import cosine_by_layer, remove_projection, remove_subspace, unit
+from workbench.geometry import (
+    random_orthogonal_directions,
+    remove_projection,
+    remove_random_component,
+    remove_subspace,
+    unit,
+)
 from workbench.jobs.config import (
     CONTROLS,
+    PLACEBO_METHOD,
+    RANDOM_REMOVAL,
     AuditConfig,
+    base_method,
+    is_placebo,
+    is_random_removal,
     judge_spec,
+    mitigation_coefficients,
+    placebo_behaviours,
     result_fields,
     steering_layers,
 )
@@ -92,8 +105,19 @@ class Condition:
     def vector_key(self) -> tuple:
         return (self.behaviour, self.method, self.layer, self.mitigated)
 
+    @property
+    def unmitigated_key(self) -> tuple:
+        """The vector this condition's vector was derived from (itself when unmitigated)."""
+        return (self.behaviour, base_method(self.method), self.layer, False)
+
+    @property
+    def harmful_only(self) -> bool:
+        """Placebo conditions answer the attack prompts only (no false-refusal readout)."""
+        return is_placebo(self.behaviour) or is_random_removal(self.method)
+
 
 REFUSAL_DIRECTION = "refusal-direction"
+NAN = float("nan")
 
 
 def audit_behaviours(cfg: AuditConfig) -> list[str]:
@@ -110,6 +134,33 @@ def caa_behaviours(cfg: AuditConfig) -> list[str]:
 def behaviour_methods(cfg: AuditConfig, behaviour: str) -> list[str]:
     """Extraction methods a behaviour is steered with (the refusal direction has its own)."""
     return ["diff-in-means"] if behaviour == REFUSAL_DIRECTION else list(cfg.methods)
+
+
+def audit_conditions(cfg: AuditConfig, layers: list[int]) -> list[Condition]:
+    """Every condition of an audit: the baseline; each behaviour and control at each method,
+    layer and coefficient, mitigated too at the mitigation coefficients (with the mitigation
+    placebo beside each mitigated behaviour vector); each placebo direction at each layer and
+    coefficient."""
+    mit = set(mitigation_coefficients(cfg))
+    out = [Condition()]
+    for b in audit_behaviours(cfg):
+        for m in behaviour_methods(cfg, b):
+            for l in layers:
+                for c in cfg.coefficients:
+                    out.append(Condition(b, m, l, float(c), False))
+                    if c in mit:
+                        out.append(Condition(b, m, l, float(c), True))
+                        if cfg.placebo_directions and b not in CONTROLS:
+                            out.append(Condition(b, m + RANDOM_REMOVAL, l, float(c), True))
+    out += [Condition(p, PLACEBO_METHOD, l, float(c), False) for p in placebo_behaviours(cfg)
+            for l in layers for c in cfg.coefficients]
+    return out
+
+
+def placebo_seed(seed: int, index: int, layer: int, removal: bool = False) -> int:
+    """The seed of one placebo draw: a placebo direction (``index`` 0..k-1) or the random
+    removal of behaviour vector ``index``, at one layer; recorded in ``run.json``."""
+    return 1_000_003 * seed + 7919 * (index + 1) + 97 * layer + (1 if removal else 0)
 
 
 def directions_config(cfg: AuditConfig) -> DirectionsConfig:
@@ -242,22 +293,67 @@ def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict
     """The vector added for each (behaviour, method, layer, mitigated), before the coefficient.
 
     The ``refusal-direction`` control is the unit refusal direction scaled to the mean norm of
-    the CAA vectors at the layer; mitigating it leaves (numerically) nothing.
+    the CAA vectors at the layer; mitigating it leaves (numerically) nothing. Placebo
+    directions (:func:`placebo_behaviours`) are seeded random unit directions orthogonal to the
+    refusal direction (or subspace), scaled like the control; the mitigation placebo of each
+    behaviour vector removes a component as large as its refusal component along a random
+    direction orthogonal to the refusal direction (:func:`remove_random_component`).
     """
     r = directions.selection.direction.double()
+    avoid = basis if basis is not None else unit(r)[None]
+    mean_caa = {l: float(torch.stack([v[l].double().norm() for v in directions.caa.values()])
+                         .mean()) for l in layers}
+    mit = bool(mitigation_coefficients(cfg))
     out = {}
-    for b in audit_behaviours(cfg):
+    for j, b in enumerate(audit_behaviours(cfg)):
         for m in behaviour_methods(cfg, b):
             for l in layers:
                 if b == REFUSAL_DIRECTION:
-                    norms = torch.stack([v[l].double().norm() for v in directions.caa.values()])
-                    v = unit(r) * norms.mean()
+                    v = unit(r) * mean_caa[l]
                 else:
                     v = method_vecs[(b, m)][l].double()
                 out[(b, m, l, False)] = v
+                if not mit:
+                    continue
                 out[(b, m, l, True)] = (remove_subspace(v, basis) if basis is not None
                                         else remove_projection(v, r))
+                if cfg.placebo_directions and b not in CONTROLS:
+                    removed = float((v - out[(b, m, l, True)]).norm())
+                    seed = placebo_seed(cfg.seed, j, l, removal=True)
+                    out[(b, m + RANDOM_REMOVAL, l, True)] = remove_random_component(
+                        v, removed, avoid, seed)
+    for i, p in enumerate(placebo_behaviours(cfg)):
+        for l in layers:
+            d = random_orthogonal_directions(1, r.shape[-1], avoid,
+                                             placebo_seed(cfg.seed, i, l))[0]
+            out[(p, PLACEBO_METHOD, l, False)] = d * mean_caa[l]
     return out
+
+
+def placebo_record(cfg: AuditConfig, vectors: dict, r_hat: torch.Tensor,
+                   layers: list[int]) -> dict:
+    """What ``run.json`` says about the placebos: how they were drawn, their seeds, and how
+    orthogonal to the refusal direction they came out."""
+    if not cfg.placebo_directions:
+        return {"k": 0}
+    beh = audit_behaviours(cfg)
+    cos = [abs(float(v.double() @ r_hat) / max(float(v.double().norm()), 1e-300))
+           for (b, m, _, _), v in vectors.items() if is_placebo(b)]
+    return {
+        "k": cfg.placebo_directions,
+        "directions": "seeded Gaussian draws, orthogonal to the refusal direction (or "
+                      "subspace), unit norm, scaled to the mean CAA norm at the layer; steered "
+                      "at every coefficient like the behaviours",
+        "removal": "the mitigation placebo: each mitigated behaviour vector minus a component "
+                   "as large as its refusal component, along a seeded random direction "
+                   "orthogonal to the refusal direction",
+        "seeds": {p: {str(l): placebo_seed(cfg.seed, i, l) for l in layers}
+                  for i, p in enumerate(placebo_behaviours(cfg))},
+        "removal_seeds": {b: {str(l): placebo_seed(cfg.seed, j, l, removal=True)
+                              for l in layers}
+                          for j, b in enumerate(beh) if b not in CONTROLS},
+        "max_abs_cosine_with_refusal": max(cos) if cos else float("nan"),
+    }
 
 
 def vector_name(behaviour: str, method: str, mitigated: bool) -> str:
@@ -279,7 +375,9 @@ def write_steering_vectors(out: Path, model, cfg: AuditConfig, vectors: dict,
         entry = meta.setdefault(name, {
             "hook": "resid_pre", "layers": [], "position": cfg.steer_positions,
             "method": m, "behaviour": b, "mitigated": mit,
-            "mitigation": cfg.mitigation if mit else None,
+            "mitigation": (("random removal (placebo)" if is_random_removal(m) else cfg.mitigation)
+                           if mit else None),
+            "placebo": is_placebo(b) or is_random_removal(m),
             "note": "before the coefficient; conditions.csv gives each multiplier"})
         entry["layers"] = sorted({*entry["layers"], l})
     write_tensors(out / "vectors.safetensors", tensors,
@@ -306,8 +404,25 @@ def absolute_coefficient(cfg: AuditConfig, cond: Condition, vectors: dict,
     mitigation removes a component without rescaling the rest)."""
     if cond.behaviour == "none" or cfg.coefficient_scale == "absolute":
         return cond.coefficient
-    v = vectors[(cond.behaviour, cond.method, cond.layer, False)]
+    v = vectors[cond.unmitigated_key]
     return cond.coefficient * resid_norms[cond.layer] / max(float(v.norm()), 1e-12)
+
+
+def condition_info(cond: Condition, vectors: dict, coefficient_abs: float,
+                   resid_norms: dict[int, float], r_hat: torch.Tensor) -> dict:
+    """Per condition, what was added: the multiplier, the vector's norm, the mean residual norm
+    at its layer, the cosine of the vector actually added with the selected refusal direction
+    (the audit's one cosine), and its projection on that direction in units of the residual
+    norm, ``coefficient_abs * (v . r_hat) / resid_norm`` (the regression's predictor)."""
+    if cond.behaviour == "none":
+        return {"coefficient_abs": coefficient_abs, "vector_norm": 0.0, "resid_norm": NAN,
+                "cosine": 0.0, "projection": 0.0}
+    v = vectors[cond.vector_key].double()
+    norm, resid = float(v.norm()), resid_norms.get(cond.layer, NAN)
+    dot = float(v @ r_hat.double())
+    return {"coefficient_abs": coefficient_abs, "vector_norm": norm, "resid_norm": resid,
+            "cosine": dot / norm if norm > 0 else 0.0,
+            "projection": coefficient_abs * dot / resid}
 
 
 def _record(cond: Condition, coefficient_abs: float, template: str, item, split_name: str,
@@ -315,6 +430,7 @@ def _record(cond: Condition, coefficient_abs: float, template: str, item, split_
     return {
         "key": f"{cond.key}|{template}|{item.id}|{split_name}", "split": split_name,
         "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
+        "placebo": is_placebo(cond.behaviour) or is_random_removal(cond.method),
         "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
         "coefficient_abs": coefficient_abs, "mitigated": cond.mitigated, "template": template,
         "prompt_id": item.id, "category": item.category, "instruction": item.instruction,
@@ -402,7 +518,7 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     harm_acts, safe_acts = harm_all[:, ri], safe_all[:, ri]
     resid_norms = {l: float(torch.cat([harm_all[:, i], safe_all[:, i]]).double().norm(dim=-1)
                             .mean()) for i, l in enumerate(act_layers)}
-    basis = (refusal_subspace(harm_acts, safe_acts, cfg.subspace_k)
+    basis = (refusal_subspace(harm_acts, safe_acts, cfg.subspace_k, first=sel.direction)
              if cfg.mitigation == "subspace" else None)
     method_vecs = method_directions(model, cfg, inputs.pairs, directions.caa, layers)
     vectors = steering_vectors(cfg, directions, method_vecs, basis, layers)
@@ -411,13 +527,12 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
                                   "names": sorted({vector_name(b, m, mit)
                                                    for (b, m, _, mit) in vectors}),
                                   "cosine_with_caa": method_agreement(vectors)}
+    r_hat = unit(sel.direction.double())
+    record["placebo"] = placebo_record(cfg, vectors, r_hat, layers)
     write_json(out / "run.json", record)
     timings["activations"] = time.time() - t
 
-    conditions = [Condition()] + [
-        Condition(b, m, l, float(c), mit) for b in audit_behaviours(cfg)
-        for m in behaviour_methods(cfg, b) for l in layers
-        for c in cfg.coefficients for mit in (False, True)]
+    conditions = audit_conditions(cfg, layers)
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
     store = GenerationStore(out / "generations.jsonl")
     t = time.time()
@@ -437,15 +552,9 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
 
     t = time.time()
     job.stage("analysis")
-    r_hat = unit(sel.direction.double())
-    cosines = {(b, m, l): float(cosine_by_layer(vectors[(b, m, l, False)][None], r_hat)[0])
-               for (b, m, l, mit) in vectors if not mit}
-    cond_info = {c.key: {"coefficient_abs": coef_abs[c.key],
-                         "vector_norm": (float(vectors[c.vector_key].norm())
-                                         if c.behaviour != "none" else 0.0),
-                         "resid_norm": resid_norms.get(c.layer, float("nan"))}
+    cond_info = {c.key: condition_info(c, vectors, coef_abs[c.key], resid_norms, r_hat)
                  for c in conditions}
-    summary = analyse_run(out, store.values(), cosines, harm_acts, safe_acts, sel, cfg, record,
+    summary = analyse_run(out, store.values(), harm_acts, safe_acts, sel, cfg, record,
                           harm_ids=[i.id for i in inputs.harm_train],
                           safe_ids=[i.id for i in inputs.safe_train],
                           harm_cats=[i.category for i in inputs.harm_train],
@@ -485,13 +594,14 @@ def generation_items(model, cfg: AuditConfig, conditions: list[Condition], vecto
     """Work items for every (condition, prompt) whose generation is not in ``store``."""
     prompt_ids = model.tokenize_instructions([text for *_, text in prompts])
     missing = [[c for c, cond in enumerate(conditions)
-                if f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
+                if not (cond.harmful_only and split_name != "harmful")
+                and f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
                for split_name, tpl, item, _ in prompts]
     specs = [_steer_spec(c, vectors, coef_abs[c.key]) for c in conditions]
     if cfg.engine == "reference":
         rows = cfg.batch_size
     else:
-        rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 64)
+        rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 128)
     return plan_items(prompt_ids, missing, specs, cfg.max_new_tokens, cfg.steer_positions,
                       cfg.engine, rows)
 
@@ -557,7 +667,8 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
     prefix run once); the reference engine runs one condition at a time under its hook.
     """
     open_ended = open_ended or {}
-    steered_conds = [c for c in conditions if c.behaviour != "none" and heldout.get(_items_name(c))]
+    steered_conds = [c for c in conditions if c.behaviour != "none" and not c.harmful_only
+                     and heldout.get(_items_name(c))]
     base, steered = {}, {}
     for name in dict.fromkeys(_items_name(c) for c in steered_conds):
         group = [c for c in steered_conds if _items_name(c) == name]
@@ -585,6 +696,7 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
             "items": name, "n": d["n"], "p_matching": d["mean_steered"],
             "p_matching_baseline": d["mean_base"], "delta": d["delta"],
             "delta_ci_low": d["ci_low"], "delta_ci_high": d["ci_high"], "p_value": d["p_value"],
+            "sd_diff": d["sd_diff"], "mde": d["mde"],
             "ab_mass": float((steer_t["p_matching"] + steer_t["p_not_matching"]).mean()),
             "ab_mass_baseline": float((base_t["p_matching"]
                                        + base_t["p_not_matching"]).mean()),
@@ -609,16 +721,17 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
     from workbench.safesteer.quality import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
-             and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]
+             and not c.harmful_only and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]
     if not conds:
         return {}
     encoder, tokens = minilm_model(), cfg.open_ended_tokens
-    rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 64)
+    rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 128)
     result, records = {}, []
     for name in dict.fromkeys(_items_name(c) for c in conds):
         group = [c for c in conds if _items_name(c) == name]
         _, m_train, n_train = choice_texts(pairs[name])
-        stems, m_held, n_held = choice_texts(heldout[name])
+        held = heldout[name][:cfg.open_ended_items]
+        stems, m_held, n_held = choice_texts(held)
         axis = fit_behaviour_axis(embed_texts(m_train, encoder), embed_texts(n_train, encoder))
         accuracy = axis_accuracy(axis, embed_texts(m_held, encoder), embed_texts(n_held, encoder))
         prompts = model.tokenize_instructions(stems)
@@ -646,6 +759,7 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
                 "open_n": d["n"], "open_score_baseline": d["mean_base"],
                 "open_score": d["mean_steered"], "open_delta": d["delta"],
                 "open_ci_low": d["ci_low"], "open_ci_high": d["ci_high"],
-                "open_p_value": d["p_value"], "open_axis_accuracy": accuracy}
+                "open_p_value": d["p_value"], "open_axis_accuracy": accuracy,
+                "open_mde": d["mde"]}
     write_text(out / "open_ended.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return result

@@ -34,7 +34,7 @@ GEOMETRY_REQUIRED = ("behaviour", "layer", "cosine")
 LEAD_FIELDS = ["model", "run", "n_layers", "d_model", "behaviour", "layer", "relative_depth",
                "coefficient", "template", "mitigated", "cosine", "asr", "baseline_asr",
                "delta_asr", "delta_ci_low", "delta_ci_high", "p_value"]
-FIT_FIELDS = ["model", "n", "slope", "intercept", "r2", "p_value", "stderr", "cosine_min",
+FIT_FIELDS = ["model", "predictor", "n", "slope", "intercept", "r2", "p_value", "stderr", "cosine_min",
               "cosine_max", "note"]
 POOLED = "pooled"
 
@@ -100,10 +100,20 @@ def _flag(series: pd.Series) -> pd.Series:
     return series.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
 
 
+def predictor(table: pd.DataFrame) -> str:
+    """The x of the fits: ``projection`` (the added vector's projection on the selected refusal
+    direction, c x cos x scale) where every run wrote it, else ``cosine`` (older runs)."""
+    if "projection" in table.columns and table["projection"].notna().any():
+        return "projection"
+    return "cosine"
+
+
 def fit_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows the fits use: steered (not baseline, not control), unmitigated, templates pooled."""
+    """The rows the fits use: steered behaviours (not baseline, control or placebo),
+    unmitigated, templates pooled."""
     df = table[table["behaviour"].astype(str) != "none"]
-    df = df.dropna(subset=["cosine", "delta_asr"])
+    df = df[~df["behaviour"].astype(str).str.startswith("placebo-")]
+    df = df.dropna(subset=[predictor(table), "delta_asr"])
     if "mitigated" in df:
         df = df[~_flag(df["mitigated"])]
     if "control" in df:  # True/False, or the name of a control (e.g. "random"); empty = none
@@ -119,14 +129,17 @@ def fit_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def fits(table: pd.DataFrame) -> list[dict]:
-    """OLS ΔASR ~ cosine per model and pooled (:func:`workbench.evaluation.stats.regression`)."""
+    """Descriptive OLS ΔASR ~ predictor per model and pooled over conditions
+    (:func:`workbench.evaluation.stats.regression`); the per-run reports hold the prompt-level
+    fits with clustered errors, which are the ones to test with."""
     df = fit_rows(table)
+    x_name = predictor(table)
     groups = [(m, g) for m, g in df.groupby("model", sort=False)] + [(POOLED, df)]
     out = []
     for model, g in groups:
-        x, y = g["cosine"].astype(float), g["delta_asr"].astype(float)
+        x, y = g[x_name].astype(float), g["delta_asr"].astype(float)
         fit = regression(x.to_numpy(), y.to_numpy())
-        out.append({"model": model, **{k: fit[k] for k in ("n", "slope", "intercept", "r2",
+        out.append({"model": model, "predictor": x_name, **{k: fit[k] for k in ("n", "slope", "intercept", "r2",
                                                            "p_value", "stderr", "note")},
                     "cosine_min": float(x.min()) if len(x) else math.nan,
                     "cosine_max": float(x.max()) if len(x) else math.nan})
@@ -166,12 +179,18 @@ def _cell(x, spec: str) -> str:
 
 def markdown(table: pd.DataFrame, fit: list[dict]) -> str:
     """compare.md: the fits, then the ΔASR rows the fits use, per model."""
+    x_name = predictor(table)
+    x_text = ("the added vector's projection on the selected refusal direction (c × cos × "
+              "scale)" if x_name == "projection" else "the steering vector's cosine with the "
+              "refusal direction")
     lines = ["# Cross-model comparison", "",
-             "ΔASR (steered minus baseline attack success rate, percentage points) against the "
-             "steering vector's cosine with the refusal direction. Fits: least squares over "
-             "unmitigated rows (templates pooled where the audit wrote them, control rows left "
-             "out); each line holds only over the cosine range it was fitted on.", "",
-             "| model | n | slope (pp per unit cosine) | R² | p | cosine range | note |",
+             "ΔASR (steered minus baseline attack success rate, percentage points) against "
+             f"{x_text}. Fits: descriptive least squares over unmitigated behaviour conditions "
+             "(templates pooled where the audit wrote them, control and placebo rows left out); "
+             "conditions share prompts and a baseline, so their p-values are too small: each "
+             "run's report.md holds the prompt-level fit with clustered errors. Each line holds "
+             "only over the range it was fitted on.", "",
+             f"| model | n | slope (pp per unit {x_name}) | R² | p | {x_name} range | note |",
              "|---|---|---|---|---|---|---|"]
     for f in fit:
         lines.append(f"| {f['model']} | {f['n']} | {_cell(100 * f['slope'], '+.1f')} | "
@@ -180,15 +199,17 @@ def markdown(table: pd.DataFrame, fit: list[dict]) -> str:
                      f"{f['note'] or ''} |")
     rows = fit_rows(table)
     lines += ["", "## Rows fitted", "",
-              "| model | behaviour | layer | depth | coef | cosine | ΔASR pp [95% CI] | p |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"| model | behaviour | layer | depth | coef | {x_name} | ΔASR pp [95% CI] | p | "
+              "p (Holm) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
         ci = ("" if "delta_ci_low" not in r or pd.isna(r.get("delta_ci_low")) else
               f" [{100 * r['delta_ci_low']:+.1f}, {100 * r['delta_ci_high']:+.1f}]")
         lines.append(f"| {r['model']} | {r['behaviour']} | {_cell(r.get('layer'), '.0f')} | "
                      f"{_cell(r.get('relative_depth'), '.2f')} | {_cell(r['coefficient'], 'g')} | "
-                     f"{r['cosine']:+.4f} | {100 * r['delta_asr']:+.1f}{ci} | "
-                     f"{_cell(r.get('p_value'), '.2g')} |")
+                     f"{r[x_name]:+.4f} | {100 * r['delta_asr']:+.1f}{ci} | "
+                     f"{_cell(r.get('p_value'), '.2g')} | {_cell(r.get('p_holm'), '.2g')} | "
+                     f"{_cell(r.get('verdict'), 's')} |")
     lines += ["", "Every row of every run is in `compare.csv`; fits in `fits.csv`; cosine by "
               "layer and relative depth in `geometry.csv`.", ""]
     return "\n".join(lines)

@@ -50,9 +50,17 @@ class AuditConfig:
     efficacy_pairs: int = 10  # held-out A/B pairs per behaviour for steering efficacy (0: skip)
     # answer length of the open-ended efficacy check on those held-out questions (0: skip)
     open_ended_tokens: int = 32
+    open_ended_items: int | None = None  # held-out questions the open-ended check asks (None: all)
     steer_positions: str = "eoi"
     mitigation: str = "direction"  # or "subspace"
     subspace_k: int = 3
+    # coefficients at which the mitigated vectors (and their placebo) are steered; None: all
+    mitigation_coefficients: list[float] | None = None
+    # placebo directions: this many seeded random unit directions orthogonal to the refusal
+    # direction, steered like the behaviours (same layers, positions, scale and coefficients),
+    # plus a mitigation placebo per mitigated behaviour vector (a component as large as the
+    # refusal component removed along a random direction); 0 turns both off
+    placebo_directions: int = 4
     # refusal direction
     harmful: str = "embedded"
     harmless: str = "embedded"
@@ -72,7 +80,7 @@ class AuditConfig:
     # most refusal_top_k candidates scored causally); "reference": the unoptimised path (one
     # condition at a time, every candidate scored), kept to check the other against
     engine: str = "batched"
-    generation_batch: int | None = None  # rows per generate call (None: 64 CPU, 256 CUDA)
+    generation_batch: int | None = None  # rows per generate call (None: 128 CPU, 256 CUDA)
     refusal_top_k: int = 3
     judge: str = DEFAULT_JUDGE  # probe: the best judge available offline (docs/judges.md)
     judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
@@ -90,6 +98,27 @@ COEFFICIENT_SCALES = ("absolute", "norm")
 METHODS = ("caa", "pca", "probe")
 # positive controls: the CAA refusal behaviour and the refusal direction itself
 CONTROLS = ("refusal", "refusal-direction")
+# placebo conditions: random directions orthogonal to the refusal direction ("placebo-1", ...,
+# method "random"), and the mitigation placebo, a behaviour vector with a random component of
+# the refusal component's size removed (method "<method>+random-removal", mitigated)
+PLACEBO_PREFIX = "placebo-"
+PLACEBO_METHOD = "random"
+RANDOM_REMOVAL = "+random-removal"
+
+
+def is_placebo(behaviour: str) -> bool:
+    """Whether a behaviour name is a placebo direction's."""
+    return str(behaviour).startswith(PLACEBO_PREFIX)
+
+
+def is_random_removal(method: str) -> bool:
+    """Whether a method name is the mitigation placebo's (a random same-size removal)."""
+    return str(method).endswith(RANDOM_REMOVAL)
+
+
+def base_method(method: str) -> str:
+    """The extraction method behind a condition's method (``caa+random-removal`` -> ``caa``)."""
+    return str(method)[:-len(RANDOM_REMOVAL)] if is_random_removal(method) else str(method)
 
 PRESETS: dict[str, dict] = {
     "smoke": dict(
@@ -98,23 +127,28 @@ PRESETS: dict[str, dict] = {
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
         search_layers=[1, 2], search_positions=[-1], png=False, caa_limit=16, efficacy_pairs=6,
         open_ended_tokens=6, judge="substring",
+        placebo_directions=2,
         dtype="float32",  # the CI preset: bit-reproducible on every machine
         # a random model refuses nothing, so the reference's prompt filter would keep no
         # harmful prompt: the smoke run checks the plumbing, with every prompt kept
         prompt_filter=False,
     ),
-    # CPU-sized (on 2 cores, the default 1.5B model: 10 minutes with native bfloat16, 28 in
-    # float32; the 0.5B teaching model: 7 and 12): the refusal direction searched at the last eoi
-    # token only with 16 validation prompts per class (the paper: every eoi position, 32), 40
-    # contrast pairs per behaviour (10 more held out for efficacy), 24 new tokens (enough for
-    # the refusal judge to see the opening of an answer; the `full` preset uses 256), 8 benign
-    # prompts (the two positive controls add 8 conditions). Coefficients are relative to the
-    # residual norm (+-1: the added vector is as long as the mean residual stream at the
-    # steering layer), the scale at which the refusal-direction control moves refusals in both
-    # signs on this model (docs/audit.md, "Choosing the scale"); CAA vectors here are far
-    # shorter than the residual stream, so absolute +-1 steers almost nothing.
-    "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, benign_limit=8,
-                  max_new_tokens=24, batch_size=32, coefficient_scale="norm"),
+    # CPU-sized (on 2 cores, the default 1.5B model: about 14 minutes with native bfloat16;
+    # benchmarks/results/audit_quick_budget.md has the measured times): the refusal direction
+    # searched at the last eoi token only with 16 validation prompts per class (the paper: every
+    # eoi position, 32), 40 contrast pairs per behaviour (20 more held out for efficacy, the
+    # open-ended check asks 10 of them), 16 attack prompts under 2 templates, 24 new tokens
+    # (enough for the refusal judge to see the opening of an answer; the `full` preset uses
+    # 256), 8 benign prompts. Two scales per sign (+-0.5, +-1), relative to the residual norm
+    # (+-1: the added vector is as long as the mean residual stream at the steering layer, the
+    # scale at which the refusal-direction control moves refusals in both signs; CAA vectors
+    # are far shorter than the residual stream, so absolute +-1 steers almost nothing); 4
+    # placebo directions at every coefficient; mitigation (and its placebo) at +-1. Extra
+    # conditions cost less than extra prompts with the shared-prefix engine.
+    "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, attack_limit=16,
+                  benign_limit=8, max_new_tokens=24, batch_size=32, coefficient_scale="norm",
+                  coefficients=[-1.0, -0.5, 0.5, 1.0], mitigation_coefficients=[-1.0, 1.0],
+                  placebo_directions=4, efficacy_pairs=20, open_ended_items=10),
     "full": dict(
         attack_limit=None, benign_limit=100,
         templates=["direct", "prefix_injection", "refusal_suppression", "role_play",
@@ -124,7 +158,7 @@ PRESETS: dict[str, dict] = {
         coefficients=[-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], coefficient_scale="norm",
         max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7],
         methods=["caa", "pca", "probe"],
-        efficacy_pairs=15, open_ended_tokens=64,
+        efficacy_pairs=20, open_ended_tokens=64, placebo_directions=8,
     ),
 }
 
@@ -160,10 +194,33 @@ def build_config(preset: str | None = None, toml: str | None = None, **overrides
         raise WorkbenchError(f"refusal_top_k is {cfg.refusal_top_k}; give 1 or more")
     if cfg.efficacy_pairs < 0:
         raise WorkbenchError(f"efficacy_pairs is {cfg.efficacy_pairs}; give 0 (skip) or more")
+    if cfg.placebo_directions < 0:
+        raise WorkbenchError(f"placebo_directions is {cfg.placebo_directions}; give 0 (none) or "
+                             "more (4 or more to read a placebo band)")
+    if cfg.mitigation_coefficients is not None:
+        extra = [c for c in cfg.mitigation_coefficients if c not in cfg.coefficients]
+        if extra:
+            raise WorkbenchError(f"mitigation coefficient {extra[0]:g} is not a steering "
+                                 f"coefficient ({', '.join(f'{c:g}' for c in cfg.coefficients)})"
+                                 "; pick mitigation_coefficients from coefficients")
+    if cfg.open_ended_items is not None and cfg.open_ended_items < 1:
+        raise WorkbenchError(f"open_ended_items is {cfg.open_ended_items}; give 1 or more, or "
+                             "leave it unset for every held-out item")
     if cfg.open_ended_tokens < 0:
         raise WorkbenchError(f"open_ended_tokens is {cfg.open_ended_tokens}; give 0 (skip) or "
                              "more")
     return cfg
+
+
+def mitigation_coefficients(cfg: AuditConfig) -> list[float]:
+    """The coefficients at which mitigated vectors are steered (all unless narrowed)."""
+    return list(cfg.coefficients if cfg.mitigation_coefficients is None
+                else cfg.mitigation_coefficients)
+
+
+def placebo_behaviours(cfg: AuditConfig) -> list[str]:
+    """The placebo directions' names: ``placebo-1`` ... ``placebo-k``."""
+    return [f"{PLACEBO_PREFIX}{i + 1}" for i in range(cfg.placebo_directions)]
 
 
 def judge_spec(cfg: AuditConfig) -> str:

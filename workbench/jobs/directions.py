@@ -313,13 +313,22 @@ def filtered_inputs(inputs: DirectionInputs, filt: PromptFilter) -> DirectionInp
                    safe_val=filt.apply("harmless_val", inputs.safe_val))
 
 
+GEOMETRY_FIELDS = ["behaviour", "layer", "cosine", "refusal_direction", "cosine_selected"]
+
+
 def geometry_rows(directions: Directions) -> list[dict]:
-    """Cosine of each CAA vector with the last-eoi-position refusal candidate, per layer."""
+    """The per-layer view: each CAA vector's cosine with that layer's own refusal candidate at
+    the last eoi position (``cosine``), and with the one selected refusal direction
+    (``cosine_selected``, the audit's convention), each row naming its r̂."""
     rows = []
+    sel = directions.selection
     for name, vec in directions.caa.items():
         cos = cosine_by_layer(vec, directions.candidates[-1])
-        rows += [{"behaviour": name, "layer": l, "cosine": f"{float(c):.6f}"}
-                 for l, c in enumerate(cos)]
+        cos_sel = cosine_by_layer(vec, sel.direction)
+        rows += [{"behaviour": name, "layer": l, "cosine": f"{float(c):.6f}",
+                  "refusal_direction": "candidate at this layer, eoi offset -1",
+                  "cosine_selected": f"{float(cs):.6f}"}
+                 for l, (c, cs) in enumerate(zip(cos, cos_sel))]
     return rows
 
 
@@ -339,7 +348,7 @@ def write_directions(out: Path, directions: Directions, model, model_spec: str) 
     write_tensors(out / "directions.safetensors", directions.tensors(),
                   vector_metadata(model, vectors, directions.data, hook="resid_pre",
                                   refusal_layer=sel.layer, refusal_offset=sel.offset))
-    write_csv(out / "geometry.csv", geometry_rows(directions), ["behaviour", "layer", "cosine"])
+    write_csv(out / "geometry.csv", geometry_rows(directions), GEOMETRY_FIELDS)
     filt = directions.prompt_filter
     write_csv(out / "refusal_scores.csv", [s.as_dict() for s in sel.scores],
               ["position", "offset", "layer", "bypass", "induce", "kl", "kept", "reason"],
