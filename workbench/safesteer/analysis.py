@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.evaluation.judges import JAILBROKEN, label_response
-from workbench.evaluation.stats import paired_delta, proportion_ci
+from workbench.evaluation.stats import adjust_pvalues, paired_delta, proportion_ci
 from workbench.model.precision import precision_phrase
 from workbench.runs import write_csv, write_text
 from workbench.safesteer.quality import bleu, relevance_scores, rouge_l
@@ -22,10 +22,10 @@ from workbench.safesteer.quality import bleu, relevance_scores, rouge_l
 METRIC_FIELDS = [
     "method", "category", "layer", "multiplier", "split", "n", "n_prompts", "judge",
     "unsafe_rate", "unsafe_ci_low", "unsafe_ci_high", "delta_unsafe", "delta_unsafe_ci_low",
-    "delta_unsafe_ci_high", "p_value", "unsafe_substring_rate", "unsafe_substring_ci_low",
+    "delta_unsafe_ci_high", "p_value", "p_holm", "unsafe_substring_rate", "unsafe_substring_ci_low",
     "unsafe_substring_ci_high", "delta_unsafe_substring", "p_value_substring", "refusal_rate",
     "refusal_ci_low", "refusal_ci_high", "delta_refusal", "delta_refusal_ci_low",
-    "delta_refusal_ci_high", "p_value_refusal", "incomprehensible_rate",
+    "delta_refusal_ci_high", "p_value_refusal", "p_refusal_holm", "incomprehensible_rate",
     "incomprehensible_ci_low", "incomprehensible_ci_high", "perplexity", "bleu", "rouge_l",
     "relevance", "refusal_cosine", "vector_norm",
 ]
@@ -159,7 +159,18 @@ def metric_rows(records: list[dict], vectors: dict, judge: str = SUBSTRING) -> l
             _delta(row, "refusal", [bool(b["refusal"]) for b in paired], refused, True)
         row.update(vectors.get((method, cat, layer), {}))
         rows.append(row)
+    _adjust(rows)
     return rows
+
+
+def _adjust(rows: list[dict]) -> None:
+    """Holm-adjusted p-values of the steered harmful rows' unsafe change (``p_holm``) and
+    refusal change (``p_refusal_holm``), each family every steered harmful row of the run
+    (categories and the pool; Holm holds under any dependence between them)."""
+    fam = [r for r in rows if r["split"] == "harmful" and "p_value" in r]
+    for key, out in (("p_value", "p_holm"), ("p_value_refusal", "p_refusal_holm")):
+        for r, q in zip(fam, adjust_pvalues([r.get(key, float("nan")) for r in fam], "holm")):
+            r[out] = float(q)
 
 
 def _missing(x) -> bool:
@@ -188,7 +199,9 @@ def _delta_ci(m: dict, name: str, p_key: str) -> str:
         return ""
     ci = ("" if _missing(m.get(f"delta_{name}_ci_low")) else
           f" [{100 * m[f'delta_{name}_ci_low']:+.0f}, {100 * m[f'delta_{name}_ci_high']:+.0f}]")
-    return f"{100 * d:+.0f}{ci}, p={m[p_key]:.2g}"
+    holm = {"p_value": "p_holm", "p_value_refusal": "p_refusal_holm"}.get(p_key)
+    adj = (f", Holm p={m[holm]:.2g}" if holm and not _missing(m.get(holm)) else "")
+    return f"{100 * d:+.0f}{ci}, p={m[p_key]:.2g}{adj}"
 
 
 def judge_lines(record: dict) -> list[str]:
@@ -295,7 +308,8 @@ def findings(metrics: list[dict], checks: list[dict], sharing: list[dict],
     if pooled:
         for m in pooled:
             what = "scale" if m["method"] == "neuron_suppress" else "m"
-            sig = "" if _missing(m.get("p_value")) or m["p_value"] >= 0.05 else " (p < 0.05)"
+            sig = ("" if _missing(m.get("p_holm")) or m["p_holm"] >= 0.05
+                   else " (Holm-adjusted p < 0.05 over the run's steered harmful rows)")
             out.append(f"- {m['method']}, layer {m['layer']}, {what}={m['multiplier']:g}, pooled "
                        f"over categories (n={m['n']}): unsafe {_rate_ci(m, 'unsafe')}, change "
                        f"{_delta_ci(m, 'unsafe', 'p_value')}{sig}; refusal change "
