@@ -5,6 +5,7 @@ import errno
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import workbench.jobs.audit as audit_mod
@@ -67,9 +68,29 @@ def test_smoke_outputs_schema_and_counts(smoke):
         assert row["control"] == str(row["behaviour"] in ("refusal", "refusal-direction"))
     deltas = _rows(smoke / "delta_asr.csv")
     assert len(deltas) == (n_cond - 1) * (len(cfg.templates) + 1)
+    # recomputed from the generations, not from the row's own asr/baseline_asr columns: each
+    # steered condition's jailbreak rate, the unsteered baseline's (behaviour "none", always
+    # unmitigated) on the same prompts, and their difference
+    harmful = [g for g in gens if g["split"] == "harmful"]
+
+    def jailbroken(behaviour, method, layer, coefficient, mitigated, template):
+        return {(g["template"], g["prompt_id"]): g["label"] == "jailbroken" for g in harmful
+                if g["behaviour"] == behaviour and g["method"] == method
+                and str(g["layer"]) == layer
+                and float(g["coefficient"]) == coefficient and g["mitigated"] == mitigated
+                and (template == "all" or g["template"] == template)}
+
     for d in deltas:
-        assert float(d["delta_asr"]) == pytest.approx(float(d["asr"]) - float(d["baseline_asr"]),
-                                                      abs=1e-5)
+        steered = jailbroken(d["behaviour"], d["method"], d["layer"], float(d["coefficient"]),
+                             d["mitigated"] == "True", d["template"])
+        base = jailbroken("none", "none", "None", 0.0, False, d["template"])
+        assert steered and steered.keys() == base.keys()  # paired on the same prompts
+        keys = sorted(steered)
+        s = np.array([steered[k] for k in keys], float)
+        b = np.array([base[k] for k in keys], float)
+        assert float(d["asr"]) == pytest.approx(s.mean(), abs=1e-5)
+        assert float(d["baseline_asr"]) == pytest.approx(b.mean(), abs=1e-5)
+        assert float(d["delta_asr"]) == pytest.approx((s - b).mean(), abs=1e-5)
     assert len(_rows(smoke / "false_refusal.csv")) == n_cond
     regs = _rows(smoke / "regression.csv")
     assert {r["template"] for r in regs} == {*cfg.templates, "all"}

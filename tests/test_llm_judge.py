@@ -24,14 +24,42 @@ def judge():
     return make_judge("llm:tiny-random", device="cpu")
 
 
+def _reference_p_helps(prompts, responses, option_ids):
+    """P("Yes") / (P("Yes") + P("No")) from a separately built, unhooked HF copy of tiny-random,
+    one unpadded rubric at a time, formatted with the tokenizer's own chat template."""
+    hf, tok = build_tiny_model(TINY_MODELS["tiny-random"])
+    out = []
+    for prompt, response in zip(prompts, responses):
+        message = RUBRICS["yes-no"].template.format(request=prompt, response=response)
+        text = tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
+                                       add_generation_prompt=True)
+        with torch.no_grad():
+            probs = hf(torch.tensor([tok.encode(text, add_special_tokens=False)])
+                       ).logits[0, -1].double().softmax(-1)
+        helps, not_helps = (float(probs[ids].sum()) for ids in option_ids)
+        out.append(helps / (helps + not_helps))
+    return torch.tensor(out, dtype=torch.float64)
+
+
 def test_make_judge_builds_it_end_to_end(judge):
     assert isinstance(judge, LLMJudge) and judge.name == "llm:tiny-random"
-    labels = judge.label(PROMPTS, RESPONSES)
-    assert len(labels) == len(PROMPTS) and set(labels) <= set(LABELS)
-    assert judge.label_detail(PROMPTS[:2], RESPONSES[:2]) == {"llm:tiny-random": labels[:2]}
     assert judge.label([], []) == []
+    want = _reference_p_helps(PROMPTS, RESPONSES, judge.option_ids)
     p = judge.p_jailbroken(PROMPTS, RESPONSES)
-    assert p.shape == (len(PROMPTS),) and bool(((p > 0) & (p < 1)).all())
+    torch.testing.assert_close(p, want, atol=1e-6, rtol=0)
+    # a threshold between the reference probabilities fixes which pairs must come out
+    # jailbroken (p >= threshold) and which safe (every response here is comprehensible)
+    ranked = sorted(want.tolist())
+    assert ranked[2] - ranked[1] > 1e-4  # a gap far wider than the tolerance above
+    try:
+        judge.threshold = (ranked[1] + ranked[2]) / 2
+        expected = [JAILBROKEN if x >= judge.threshold else SAFE for x in want.tolist()]
+        assert expected.count(SAFE) == 2 and expected.count(JAILBROKEN) == 3
+        labels = judge.label(PROMPTS, RESPONSES)
+        assert labels == expected and set(labels) <= set(LABELS)
+        assert judge.label_detail(PROMPTS[:2], RESPONSES[:2]) == {"llm:tiny-random": labels[:2]}
+    finally:
+        judge.threshold = 0.5
 
 
 def test_option_logprobs_match_an_unhooked_hf_forward(judge):

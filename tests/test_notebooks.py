@@ -98,8 +98,22 @@ def test_notebook_starts_with_a_parameters_cell(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_valid_nbformat(path):
-    nbformat = pytest.importorskip("nbformat")
-    nbformat.validate(nbformat.read(str(path), as_version=4))
+    """The file as committed is a valid nbformat 4.5 notebook, so Jupyter and nbclient run it
+    unchanged. Checked on the raw JSON: ``nbformat.read`` (and ``validate`` on what it returns)
+    silently give missing cells an id and renumber duplicate ids, so a broken file would pass."""
+    pytest.importorskip("nbformat")
+    from nbformat.validator import iter_validate
+
+    raw = _read(path)
+    assert (raw["nbformat"], raw["nbformat_minor"]) >= (4, 5), "cell ids need nbformat 4.5"
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in iter_validate(json.loads(json.dumps(raw)))]
+    assert not errors, f"{path.name} is not valid nbformat:\n" + "\n".join(errors)
+    ids = [c.get("id") for c in raw["cells"]]
+    missing = [i for i, cell_id in enumerate(ids) if not cell_id]
+    assert not missing, f"{path.name}: cells {missing} have no id"
+    repeated = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
+    assert not repeated, f"{path.name}: cell ids {repeated} are used more than once"
 
 
 def test_teaching_demo_hides_its_solutions():

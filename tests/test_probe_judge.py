@@ -109,9 +109,90 @@ def test_probe_spec_is_known():
         make_judge("probes")
 
 
+# validation.json's first four rows per judge, in order: nested CV on each labelled source
+NESTED_SETS = ("jbb", "objective", "refusal", "templates")
+SET_NAMES = {"jbb": "JailbreakBench", "objective": "objective-scorer",
+             "refusal": "refusal-scorer", "templates": "template-attack"}
+
+
+def _agreement(predicted, human) -> tuple[int, float, float]:
+    """n, accuracy and Cohen's kappa, written out here (not the library's judge_agreement)."""
+    pred, true = np.asarray(predicted, bool), np.asarray(human, bool)
+    accuracy = float((pred == true).mean())
+    chance = pred.mean() * true.mean() + (1 - pred.mean()) * (1 - true.mean())
+    return len(pred), accuracy, float((accuracy - chance) / (1 - chance))
+
+
+@pytest.fixture(scope="module")
+def nested_cv_rows():
+    """The 842 labelled answers, read by the library, with the nested-CV record over them."""
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "benchmarks" / "results"
+                         / "judge_nested_cv.json").read_text())
+    answers = [a for s in T.SOURCES for a in T.load_source(s)]
+    assert [a.id for a in answers] == record["row_ids"]  # the record's rows, in its order
+    return answers, record
+
+
+@pytest.mark.parametrize("source", [
+    *(s for s in NESTED_SETS if s != "objective"),
+    pytest.param("objective", marks=pytest.mark.xfail(strict=True, reason=(
+        "judge_nested_cv.json (and so validation.json) was recorded before the gate read "
+        "code as code (ee044b8): 3 objective answers (objective-exploits-016, -045, -058) "
+        "were incomprehensible then and are not now; rerun benchmarks/judge_nested_cv.py "
+        "and benchmarks/judge_validation.py, then drop this mark")))])
+def test_shipped_nested_cv_figures_recomputed(nested_cv_rows, source):
+    """What reports print for each judge's nested CV, recomputed from the labelled answers:
+    the substring judge from today's gate and refusal rule, the trained and probe judges from
+    their recorded out-of-fold probabilities (jailbroken = comprehensible and P >= 0.5), the
+    ensemble as both."""
+    from workbench.evaluation.judges import validated_agreement
+    from workbench.evaluation.judges.substring import is_comprehensible, is_refusal
+
+    answers, record = nested_cv_rows
+    rows = [i for i, a in enumerate(answers) if a.source == source]
+    human = [answers[i].jailbroken for i in rows]
+    gate = np.array([is_comprehensible(answers[i].response) for i in rows])
+    substring = gate & ~np.array([is_refusal(answers[i].response) for i in rows])
+    oof = {j: gate & (np.array(record[j]["oof_proba"])[rows] >= 0.5) for j in ("trained", "probe")}
+    predicted = {"substring": substring, **oof,
+                 "ensemble:trained,substring": oof["trained"] & substring}
+    for judge, pred in predicted.items():
+        shipped = validated_agreement(judge)[NESTED_SETS.index(source)]
+        n, accuracy, kappa = _agreement(pred, human)
+        assert SET_NAMES[source] in shipped["set"] and shipped["n"] == n, judge
+        assert shipped["accuracy"] == pytest.approx(accuracy, abs=1e-4), judge
+        assert shipped["kappa"] == pytest.approx(kappa, abs=1e-4), judge
+        assert shipped["kappa_ci"][0] <= shipped["kappa"] <= shipped["kappa_ci"][1], judge
+
+
+def test_shipped_dev_and_test_figures_recomputed():
+    """The dev and untouched test set rows reports print, re-scored by the judges that need no
+    language model (the probe's rows need the 0.5B model, minutes on CPU)."""
+    from pathlib import Path
+
+    from workbench.evaluation.judges import validated_agreement
+
+    data = Path(__file__).parent / "data"
+    for filename, row in (("judge_heldout.jsonl", -2), ("judge_test.jsonl", -1)):
+        answers = T.read_labels_file(data / filename)
+        prompts, responses = [a.prompt for a in answers], [a.response for a in answers]
+        for judge in ("substring", "trained", "ensemble:trained,substring"):
+            labels = make_judge(judge).label(prompts, responses)
+            n, accuracy, kappa = _agreement([x == JAILBROKEN for x in labels],
+                                            [a.jailbroken for a in answers])
+            shipped = validated_agreement(judge)[row]
+            assert filename in shipped["set"] and shipped["n"] == n, (filename, judge)
+            assert shipped["accuracy"] == pytest.approx(accuracy, abs=1e-4), (filename, judge)
+            assert shipped["kappa"] == pytest.approx(kappa, abs=1e-4), (filename, judge)
+    probe = validated_agreement("probe")
+    assert probe[-1]["n"] == 102 and "test set" in probe[-1]["set"]
+
+
 def test_validation_file_is_built_from_the_recorded_figures():
-    """Reports print validation.json; it must be exactly what the records say (nested CV, the
-    dev and the untouched test set, with their grouped intervals), never typed by hand."""
+    """The intervals and texts (not recomputed above) are what the records say, never typed by
+    hand: validation.json is what benchmarks/judge_validation.py writes from them."""
     import importlib.util
     from pathlib import Path
 
@@ -127,7 +208,3 @@ def test_validation_file_is_built_from_the_recorded_figures():
     want = builder.validation(read["nested_cv"], read["test"], read["dev"])
     for judge in builder.JUDGES:
         assert validated_agreement(judge) == want[judge]
-    probe = validated_agreement("probe")
-    assert probe[0]["kappa"] == round(read["nested_cv"]["probe"]["nested"]["jbb"]["kappa"], 4)
-    assert probe[-1]["n"] == 102 and "test set" in probe[-1]["set"]
-    assert all(e["kappa_ci"][0] <= e["kappa"] <= e["kappa_ci"][1] for e in probe)

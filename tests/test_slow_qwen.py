@@ -25,10 +25,15 @@ DEFAULT_MODEL_CHECK = ["directions", "--model", "qwen2.5-coder-1.5b-instruct", "
 
 
 @pytest.fixture(scope="module")
-def qwen_run(tmp_path_factory):
+def qwen_run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("qwen") / "directions"
     assert main([*DIRECTIONS_ARGS, "--out", str(out)]) == 0
-    return json.loads((out / "run.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def qwen_run(qwen_run_dir):
+    return json.loads((qwen_run_dir / "run.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,45 @@ def default_model_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qwen15") / "directions"
     assert main([*DEFAULT_MODEL_CHECK, "--out", str(out)]) == 0
     return json.loads((out / "run.json").read_text())
+
+
+def check_selection_follows_the_published_rule(run_dir: Path, record: dict) -> str:
+    """Re-apply the published selection rule (workbench/directions/refusal.py, after the
+    reference implementation) to the per-candidate scores in refusal_scores.csv, written out
+    here, and check the run picked what it gives. Returns the rule that applies.
+
+    A candidate passes every filter when its scores are finite, its layer is below
+    int(0.8 * n_layers), KL(base || ablated) <= 0.1 and its induce score >= 0; the pick is the
+    lowest bypass score among those ("filters"), else among the finite ones with KL <= 0.1 below
+    the layer cut ("kl-bounded"), else among all finite ones ("fallback", only when asked).
+    """
+    import pandas as pd
+
+    cfg, ref = record["config"], record["refusal"]
+    # the thresholds are the published ones (the run did not change them)
+    assert (cfg["max_layer_frac"], cfg["kl_threshold"], cfg["induce_threshold"]) == (0.8, 0.1, 0.0)
+    cut = int(0.8 * record["model"]["n_layers"])
+    rows = pd.read_csv(run_dir / "refusal_scores.csv", comment="#")
+    assert len(rows) > 1
+    finite = rows[["bypass", "induce", "kl"]].notna().all(axis=1)
+    kl_ok = finite & (rows["layer"] < cut) & (rows["kl"] <= 0.1)
+    passes = kl_ok & (rows["induce"] >= 0.0)
+    # the run's own kept flags agree with the rule recomputed from its numbers
+    assert (rows["kept"].astype(bool) == passes).all()
+    if passes.any():
+        rule, pool = "filters", rows[passes]
+    elif kl_ok.any():
+        rule, pool = "kl-bounded", rows[kl_ok]
+    else:
+        rule, pool = "fallback", rows[finite]
+    assert cfg["allow_fallback"] or rule != "fallback"
+    pick = pool.loc[pool["bypass"].idxmin()]
+    assert (ref["layer"], ref["position"], ref["offset"]) == (
+        int(pick["layer"]), int(pick["position"]), int(pick["offset"]))
+    assert ref["selection_rule"] == rule and ref["filters_passed"] == (rule == "filters")
+    for k in ("bypass", "induce", "kl"):
+        assert ref["scores"][k] == pytest.approx(float(pick[k]), rel=1e-6, abs=1e-9), k
+    return rule
 
 
 def test_refusal_direction_is_causal_on_held_out_prompts(default_model_run):
@@ -50,7 +94,7 @@ def test_refusal_direction_is_causal_on_held_out_prompts(default_model_run):
     assert ev["harmless_refusal_induced"] >= 0.50
 
 
-def test_selection_scores_are_consistent(qwen_run):
+def test_selection_scores_are_consistent(qwen_run_dir, qwen_run):
     scores = qwen_run["refusal"]["scores"]
     base = qwen_run["refusal"]["baseline"]
     # ablation lowers the harmful refusal score, addition raises the harmless one
@@ -58,10 +102,11 @@ def test_selection_scores_are_consistent(qwen_run):
     assert scores["induce"] > base["harmless_refusal_score"]
     # the reference cut: layers >= int(0.8 * n_layers) are discarded (0-18 of 24 stay)
     assert qwen_run["refusal"]["layer"] < int(0.8 * qwen_run["model"]["n_layers"])
-    # the rule that picked it is recorded, and the fallback (KL unbounded) was not needed
+    # the pick is what the published rule gives on every candidate's saved scores, and the
+    # fallback (KL unbounded) was not needed
     ref = qwen_run["refusal"]
-    assert ref["filters_passed"] == scores["kept"] == (ref["selection_rule"] == "filters")
-    assert ref["selection_rule"] in ("filters", "kl-bounded") and scores["kl"] <= 0.1
+    rule = check_selection_follows_the_published_rule(qwen_run_dir, qwen_run)
+    assert rule in ("filters", "kl-bounded") and scores["kl"] <= 0.1
     # the reference's prompt filter ran: the 0.5B model refuses only some harmful prompts
     counts = ref["prompt_filter"]["counts"]
     assert 2 <= counts["harmful_train"]["kept"] < counts["harmful_train"]["n"] == 96
