@@ -1,5 +1,4 @@
 import csv
-import math
 import re
 import errno
 import json
@@ -40,8 +39,15 @@ def test_smoke_outputs_schema_and_counts(smoke):
     n_attack, n_benign = record["attack"]["n"], record["benign"]["n"]
     behaviours = audit_mod.audit_behaviours(cfg)
     assert behaviours == ["sycophancy", "refusal", "refusal-direction"]  # controls join
+    # baseline, each behaviour and control at each coefficient plain and mitigated; then the
+    # attack-only placebo conditions: each placebo direction at each coefficient and each
+    # behaviour's mitigation placebo
     n_cond = 1 + len(behaviours) * len(cfg.coefficients) * 2
-    assert len(gens) == n_cond * (n_attack * len(cfg.templates) + n_benign)
+    n_placebo = (cfg.placebo_directions + 1) * len(cfg.coefficients)
+    assert cfg.placebo_directions == 2
+    assert len(gens) == ((n_cond + n_placebo) * n_attack * len(cfg.templates)
+                         + n_cond * n_benign)
+    assert sum(g["placebo"] for g in gens) == n_placebo * n_attack * len(cfg.templates)
     assert len({g["key"] for g in gens}) == len(gens)
     assert {g["label"] for g in gens if g["split"] == "harmful"} <= {"safe", "jailbroken",
                                                                        "incomprehensible"}
@@ -53,6 +59,7 @@ def test_smoke_outputs_schema_and_counts(smoke):
     for row in asr:
         sel = [g for g in gens if g["split"] == "harmful"
                and g["behaviour"] == row["behaviour"] and str(g["mitigated"]) == row["mitigated"]
+               and g["method"] == row["method"]
                and float(g["coefficient"]) == float(row["coefficient"])
                and (row["template"] == "all" or g["template"] == row["template"])]
         assert int(row["n"]) == len(sel)
@@ -67,7 +74,7 @@ def test_smoke_outputs_schema_and_counts(smoke):
         assert row["judge"] == "substring"
         assert row["control"] == str(row["behaviour"] in ("refusal", "refusal-direction"))
     deltas = _rows(smoke / "delta_asr.csv")
-    assert len(deltas) == (n_cond - 1) * (len(cfg.templates) + 1)
+    assert len(deltas) == (n_cond - 1 + n_placebo) * (len(cfg.templates) + 1)
     # recomputed from the generations, not from the row's own asr/baseline_asr columns: each
     # steered condition's jailbreak rate, the unsteered baseline's (behaviour "none", always
     # unmitigated) on the same prompts, and their difference
@@ -92,12 +99,13 @@ def test_smoke_outputs_schema_and_counts(smoke):
         assert float(d["baseline_asr"]) == pytest.approx(b.mean(), abs=1e-5)
         assert float(d["delta_asr"]) == pytest.approx((s - b).mean(), abs=1e-5)
     assert len(_rows(smoke / "false_refusal.csv")) == n_cond
-    regs = _rows(smoke / "regression.csv")
-    assert {r["template"] for r in regs} == {*cfg.templates, "all"}
-    assert {r["controls"] for r in regs} == {"with", "without"}
-    with_c = [r for r in regs if r["controls"] == "with" and r["template"] == "all"
-              and r["mitigated"] == "False"]
-    assert int(with_c[0]["n"]) == 2 * len(behaviours)
+    regs = {r["fit"]: r for r in _rows(smoke / "regression.csv")}
+    assert set(regs) == {"behaviours", "behaviours+mitigated", "controls"}
+    rows = n_attack * len(cfg.templates)  # answers per condition; the baseline's join each fit
+    assert int(regs["behaviours"]["n"]) == (1 + len(cfg.coefficients)) * rows
+    assert int(regs["behaviours+mitigated"]["n"]) == (1 + 2 * len(cfg.coefficients)) * rows
+    assert int(regs["controls"]["n"]) == (1 + 2 * len(cfg.coefficients)) * rows
+    assert int(regs["behaviours"]["n_prompts"]) == n_attack
     assert len(_rows(smoke / "projections.csv")) == 2 * cfg.n_train
     for name in ("cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections", "efficacy"):
         assert (smoke / "figures" / f"{name}.html").stat().st_size > 1000
@@ -218,9 +226,17 @@ def test_refusal_direction_control_and_its_mitigation(smoke):
     deltas = _rows(smoke / "delta_asr.csv")
     rd = [d for d in deltas if d["behaviour"] == "refusal-direction"]
     assert rd and all(d["control"] == "True" and d["method"] == "diff-in-means" for d in rd)
-    for d in rd:  # the vector is the refusal direction: cosine = sign of the coefficient
-        assert float(d["cosine"]) == pytest.approx(math.copysign(1, float(d["coefficient"])),
-                                                   abs=1e-6)
+    for d in rd:  # the vector is the refusal direction: cosine 1, projection c x 1 x scale
+        if d["mitigated"] == "True":
+            continue
+        assert float(d["cosine"]) == pytest.approx(1.0, abs=1e-6)
+        cond = next(c for c in _rows(smoke / "conditions.csv")
+                    if c["behaviour"] == d["behaviour"] and c["coefficient"] == d["coefficient"]
+                    and c["mitigated"] == "False")
+        # absolute scale: projection = coefficient x |v| / mean residual norm
+        assert float(d["projection"]) == pytest.approx(
+            float(d["coefficient"]) * float(cond["vector_norm"]) / float(cond["resid_norm"]),
+            rel=1e-4)
     # mitigation removes all of it: the mitigated answers are the baseline's
     gens = _lines(smoke / "generations.jsonl")
     base = {(g["template"], g["prompt_id"], g["split"]): g["response"] for g in gens
@@ -431,9 +447,17 @@ def test_norm_scale_pca_probe_methods_and_layers(tmp_path):
                        coefficient_scale="norm", coefficients=[0.5], layers=[1, 2],
                        efficacy_pairs=4, templates=["direct"], attack_limit=4, benign_limit=2)
     run_audit(cfg)
-    conds = _rows(out / "conditions.csv")
+    everything = _rows(out / "conditions.csv")
+    conds = [c for c in everything if c["placebo"] == "False"]
     assert {(c["method"], c["layer"]) for c in conds} == {
         (m, l) for m in ("caa", "pca", "probe") for l in ("1", "2")}
+    # the placebo directions are pushed exactly as hard: 0.5 x the mean residual norm
+    placebo = [c for c in everything if c["behaviour"].startswith("placebo-")]
+    assert {c["layer"] for c in placebo} == {"1", "2"} and len(placebo) == 2 * 2
+    for c in placebo:
+        assert float(c["coefficient_abs"]) * float(c["vector_norm"]) == pytest.approx(
+            0.5 * float(c["resid_norm"]), rel=1e-4)
+        assert abs(float(c["cosine"])) < 1e-6  # orthogonal to the refusal direction
     caa_norm = {c["layer"]: float(c["vector_norm"]) for c in conds
                 if c["method"] == "caa" and c["mitigated"] == "False"}
     for c in conds:
@@ -510,7 +534,10 @@ def _control_rows(d_minus, p_minus, r_minus, rp_minus, d_plus=-0.4, rec=1.0):
              "p_value": p_minus, "delta_refusal": r_minus, "p_value_refusal": rp_minus},
             {**base, "coefficient": 1.0, "mitigated": False, "delta_asr": d_plus,
              "p_value": 1e-4, "delta_refusal": 0.5, "p_value_refusal": 1e-4}]
-    rows += [{**r, "mitigated": True, "recovered_share": rec} for r in rows]
+    rows += [{**r, "mitigated": True, "recovered_share": rec, "vector_norm": 0.0}
+             for r in rows]
+    for r in rows[:2]:
+        r["vector_norm"] = 3.0
     return rows
 
 
@@ -526,4 +553,15 @@ def test_control_verdict_tells_steered_refusals_from_a_broken_pipeline(
 
     (v,) = control_verdicts(_control_rows(d_minus, p_minus, r_minus, rp_minus))
     assert v["status"] == status and v["passed"] == (status == "passed")
+    # the mitigated refusal direction has no length left: the projection arithmetic checks out
+    assert v["projection_check"] == "passed" and "projection check passed" in v["detail"]
     assert "Δrefusal" in v["detail"]
+
+
+def test_the_projection_check_fails_when_mitigation_leaves_part_of_the_direction():
+    from workbench.jobs.analysis import control_verdicts
+
+    rows = _control_rows(0.3, 0.001, -0.3, 0.001)
+    rows[2]["vector_norm"] = 0.3  # a tenth of the 3.0 it started from
+    (v,) = control_verdicts(rows)
+    assert v["status"] == "passed" and v["projection_check"] == "failed"

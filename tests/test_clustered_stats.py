@@ -367,7 +367,8 @@ def test_logistic_slope_names_main_fit_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may leak out of the function
         res = clustered_logistic_slope(y, x, prompts, x.astype(str), n_boot=5)
-    assert res["note"] is not None and "warned" in res["note"]
+    assert res["note"] is not None and "warned" in res["note"] and "separation" in res["note"]
+    assert math.isnan(res["slope"])  # no finite slope describes separated data
 
 
 # --- paired_mde ---------------------------------------------------------------------------

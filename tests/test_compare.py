@@ -105,3 +105,31 @@ def test_cli_compare_and_clear_errors(runs, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WorkbenchError, match="has no run.json"):
         run_compare([runs[0], tmp_path / "empty"], tmp_path / "e", png=False)
+
+
+def test_fits_use_the_projection_and_leave_placebos_out(tmp_path):
+    """Runs that wrote ``projection`` are fitted on it; placebo rows never enter a fit."""
+    a = _write_run(tmp_path / "a", "small-model", 4, 2, A,
+                   extra={"projection": 0.0, "placebo": False, "control": ""})
+    b = _write_run(tmp_path / "b", "large-model", 8, 3, B,
+                   extra={"projection": 0.0, "placebo": False, "control": ""})
+    for path, pts in ((a, A), (b, B)):
+        with open(path / "delta_asr.csv") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:  # projection = coefficient x cosine, as the audit writes it
+            if r["behaviour"] != "none":
+                r["projection"] = float(r["coefficient"]) * float(r["cosine"])
+        rows.append({**rows[1], "behaviour": "placebo-1", "placebo": True,
+                     "projection": 0.0, "delta_asr": 5.0, "control": ""})
+        with open(path / "delta_asr.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    summary = run_compare([a, b], tmp_path / "cmp", png=False)
+    pooled = next(f for f in summary["fits"] if f["model"] == "pooled")
+    x = np.array([p[1] * p[2] for p in A + B])
+    y = np.array([p[3] for p in A + B])
+    ref = stats.linregress(x, y)
+    assert pooled["predictor"] == "projection" and pooled["n"] == len(A) + len(B)
+    assert pooled["slope"] == pytest.approx(ref.slope)
+    assert "projection" in (tmp_path / "cmp" / "compare.md").read_text()

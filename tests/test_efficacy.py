@@ -25,6 +25,13 @@ def test_paired_mean_delta_by_hand():
         steered.mean())
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-12)
     assert got["p_value"] == pytest.approx(p, rel=1e-9)
+    # the smallest mean change this test finds with 80% power: at that change, the noncentral
+    # t puts 80% of its mass beyond the two-sided critical values
+    assert got["sd_diff"] == pytest.approx(sd, rel=1e-12)
+    nc = got["mde"] / (sd / math.sqrt(n))
+    crit = stats.t.ppf(0.975, n - 1)
+    power = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    assert power == pytest.approx(0.8, abs=1e-4)
 
 
 def test_paired_mean_delta_edge_cases():

@@ -204,6 +204,28 @@ def test_delta_vs_cosine(run_dir):
     assert "pp per unit cosine" in lines[0].name
 
 
+def test_delta_vs_cosine_draws_the_logistic_fit_over_the_projection(run_dir):
+    delta = _read(run_dir, "delta_asr.csv")
+    delta["method"] = "caa"
+    delta["projection"] = delta["cosine"] * delta["coefficient"]
+    plac = delta[(delta.behaviour == BEHAVIOURS[0]) & ~delta.mitigated].copy()
+    plac["behaviour"], plac["method"], plac["projection"] = "placebo-1", "random", 0.0
+    delta = pd.concat([delta, plac], ignore_index=True)
+    reg = pd.DataFrame([{"fit": "behaviours", "slope": 2.0, "intercept": -1.0, "p_value": 0.01,
+                         "n": 100}, {"fit": "controls", "slope": -9.0, "intercept": 0.0,
+                                     "p_value": 0.5, "n": 50}])
+    fig = delta_vs_cosine(delta, reg)
+    (line,) = [t for t in fig.data if t.mode == "lines"]  # the behaviours' fit only
+    xs = np.asarray(line.x)
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    np.testing.assert_allclose(line.y, (sigmoid(-1 + 2 * xs) - sigmoid(-1)) * 100)
+    beh = delta[(~delta.mitigated) & (delta.behaviour != "placebo-1")]
+    assert xs.min() == pytest.approx(beh.projection.min())
+    assert xs.max() == pytest.approx(beh.projection.max())
+    (grey,) = [t for t in fig.data if t.name == "placebo-1"]
+    assert list(grey.x) == [0.0] * len(plac) and "projection" in fig.layout.xaxis.title.text
+
+
 def test_projections(run_dir):
     proj = _read(run_dir, "projections.csv")
     fig = projections(proj)

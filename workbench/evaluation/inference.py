@@ -221,4 +221,6 @@ def prompt_level_fit(by: dict, conds: Sequence[tuple], projection: dict[tuple, f
     """Logistic regression of jailbroken on the projection, errors clustered by prompt (GEE)
     and a two-way prompt x vector cluster bootstrap (:func:`clustered_logistic_slope`)."""
     y, x, prompts, vectors = regression_data(by, conds, projection, vector_of)
-    return clustered_logistic_slope(y, x, prompts, vectors, seed=seed)
+    finite = [v for v in x if math.isfinite(v)]
+    return {**clustered_logistic_slope(y, x, prompts, vectors, seed=seed),
+            "x_min": min(finite) if finite else NAN, "x_max": max(finite) if finite else NAN}

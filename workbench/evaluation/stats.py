@@ -513,8 +513,8 @@ def clustered_logistic_slope(
     if not np.all(np.isfinite(ci)) or abs(slope) * float(np.ptp(xs)) > 25:
         # a change of more than 25 log-odds over the observed x is (quasi-)separation: the
         # outcome is constant on one side, and no finite slope describes the data
-        return {**out, "note": "no finite slope: the outcome is (nearly) constant on one side "
-                               "of x (separation)"}
+        return {**out, "note": "; ".join(["no finite slope: the outcome is (nearly) constant "
+                                          "on one side of x (separation)", *notes])}
     prob = 1 / (1 + np.exp(-(intercept + slope * xs)))
 
     rng = np.random.default_rng(seed)
@@ -548,7 +548,9 @@ def clustered_logistic_slope(
             notes.append("every bootstrap replicate failed")
     return {**out, "slope": slope, "slope_ci_low": float(ci[1, 0]),
             "slope_ci_high": float(ci[1, 1]), "p_value": p_slope,
-            "intercept": intercept, "odds_ratio": float(math.exp(slope)),
+            "intercept": intercept,
+            "odds_ratio": (math.exp(slope) if abs(slope) < 700
+                           else math.inf if slope > 0 else 0.0),
             "ame": float(np.mean(prob * (1 - prob)) * slope), "boot_ci_low": boot_low,
             "boot_ci_high": boot_high, "boot_failed": failed,
             "note": "; ".join(notes) or None}

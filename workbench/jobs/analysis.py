@@ -44,9 +44,9 @@ DELTA_FIELDS = [*_C, "placebo", "coefficient_abs", "template", "mitigated", "n",
                 "refusal_rate", "baseline_refusal_rate", "delta_refusal", "p_value_refusal"]
 FR_FIELDS = [*_C, "mitigated", "n", "n_refused", "rate", "ci_low", "ci_high"]
 CAT_FIELDS = [*_C, "mitigated", "category", "n", "n_jailbroken", "asr", "ci_low", "ci_high"]
-REG_FIELDS = ["fit", "predictor", "n", "n_prompts", "n_vectors", "slope", "slope_ci_low",
-              "slope_ci_high", "p_value", "boot_ci_low", "boot_ci_high", "odds_ratio", "ame",
-              "intercept", "note"]
+REG_FIELDS = ["fit", "predictor", "n", "n_prompts", "n_vectors", "x_min", "x_max", "slope",
+              "slope_ci_low", "slope_ci_high", "p_value", "boot_ci_low", "boot_ci_high",
+              "odds_ratio", "ame", "intercept", "note"]
 PROJ_FIELDS = ["prompt_id", "split", "category", "layer", "refusal_proj", "pc1", "pc2", "pc3"]
 COND_FIELDS = [*_C, "placebo", "mitigated", "coefficient_scale", "coefficient_abs",
                "vector_norm", "resid_norm", "cosine", "projection"]
@@ -55,8 +55,8 @@ OPEN_ENDED_FIELDS = ["open_n", "open_score", "open_score_baseline", "open_delta"
                      "open_ci_high", "open_p_value", "open_axis_accuracy", "open_mde"]
 EFFICACY_FIELDS = [*_C, "coefficient_abs", "mitigated", "items", "n", "p_matching",
                    "p_matching_baseline", "delta", "delta_ci_low", "delta_ci_high", "p_value",
-                   "p_holm", "sd_diff", "mde", "ab_mass", "ab_mass_baseline",
-                   *OPEN_ENDED_FIELDS, "open_p_holm"]
+                   "p_holm", "p_bh", "sd_diff", "mde", "ab_mass", "ab_mass_baseline",
+                   *OPEN_ENDED_FIELDS, "open_p_holm", "open_p_bh"]
 
 
 def _fmt(x):
@@ -338,15 +338,16 @@ def _steers_open(e: dict | None) -> bool:
 
 
 def adjust_efficacy(efficacy: list[dict]) -> list[dict]:
-    """Holm-adjusted efficacy p-values (``p_holm``; open-ended ``open_p_holm``) over the family
-    of unmitigated behaviour conditions (controls and mitigated rows outside, NaN)."""
+    """Holm- and BH-adjusted efficacy p-values (``p_holm``, ``p_bh``; open-ended
+    ``open_p_holm``, ``open_p_bh``) over the family of unmitigated behaviour conditions
+    (controls and mitigated rows outside, NaN)."""
     rows = [dict(e) for e in efficacy]
     for r in rows:
         r["_fam"] = "efficacy" if not r["mitigated"] and r["behaviour"] not in CONTROLS else ""
     inference.adjust_families(rows, "p_value", "_fam", "p")
     inference.adjust_families(rows, "open_p_value", "_fam", "open_p")
     for r in rows:
-        del r["_fam"], r["p_bh"], r["open_p_bh"]
+        del r["_fam"]
     return rows
 
 
@@ -747,17 +748,22 @@ def _regression_section(regs: list[dict], ref_txt: str) -> list[str]:
              "of the mean residual norm (0 for the baseline). Fitted at the prompt level "
              "(prompts × conditions), with GEE errors clustered by prompt and a two-way "
              "prompt × vector cluster bootstrap; behaviours alone, the controls as their own "
-             "pipeline check. AME: average change in P(jailbroken) per unit x.", "",
-             "| fit | n (prompts, vectors) | slope (log-odds per unit x) [95% CI] | p | "
-             "bootstrap 95% CI | AME (pp per unit x) |", "|---|---|---|---|---|---|"]
+             "pipeline check. The GEE interval treats prompts as the only random part; the "
+             "two-way bootstrap also resamples the vectors, so with few vectors it is the one to "
+             "trust. AME: average change in P(jailbroken) per 0.1 of x.", "",
+             "| fit | n (prompts, vectors) | x range | slope (log-odds per unit x) [95% CI] | p | "
+             "two-way bootstrap 95% CI | AME (pp per 0.1 x) |", "|---|---|---|---|---|---|---|"]
     for r in regs:
+        x_range = f"{_num(r.get('x_min'), '+.3f')} to {_num(r.get('x_max'), '+.3f')}"
         if not _finite(r.get("slope")):
-            lines.append(f"| {r['fit']} | {r.get('n', '—')} | — ({r.get('note')}) | — | — | — |")
+            lines.append(f"| {r['fit']} | {r.get('n', '—')} | {x_range} | — ({r.get('note')}) "
+                         "| — | — | — |")
             continue
-        lines.append(f"| {r['fit']} | {r['n']} ({r['n_prompts']}, {r['n_vectors']}) | "
+        ame = 0.1 * r["ame"] if _finite(r.get("ame")) else NAN
+        lines.append(f"| {r['fit']} | {r['n']} ({r['n_prompts']}, {r['n_vectors']}) | {x_range} | "
                      f"{r['slope']:+.2f} [{r['slope_ci_low']:+.2f}, {r['slope_ci_high']:+.2f}] | "
                      f"{_p(r['p_value'])} | [{_num(r.get('boot_ci_low'), '+.2f')}, "
-                     f"{_num(r.get('boot_ci_high'), '+.2f')}] | {_pp(r.get('ame'))} |")
+                     f"{_num(r.get('boot_ci_high'), '+.2f')}] | {_pp(ame)} |")
     return lines + [""]
 
 
@@ -859,10 +865,10 @@ def findings(deltas: list[dict], regs: list[dict], efficacy: list[dict] | None =
         out.append(f"- Behaviour steering (controls and placebos excluded) changed ASR by "
                    f"{_pp(low['delta_asr'])} to {_pp(high['delta_asr'])} pp (largest change: "
                    f"{top['behaviour']} at coefficient {top['coefficient']:+g}); {len(sig)} of "
-                   f"{n} conditions differ from the baseline at Holm-adjusted p < 0.05 over those "
-                   f"{n}, where chance alone gives at most 0.05 false positives in total "
-                   f"({raw} at uncorrected p < 0.05, where {0.05 * n:.1f} would be expected by "
-                   "chance; prompt-clustered tests).")
+                   f"{n} conditions differ from the baseline at Holm-adjusted p < 0.05 (Holm keeps "
+                   f"the chance of any false positive among the {n} below 5%; {raw} at "
+                   f"uncorrected p < 0.05, where {0.05 * n:.1f} would be expected by chance; "
+                   "prompt-clustered tests).")
         verdicts = [d.get("verdict", "") for d in pooled]
         spec = [d for d in pooled if d.get("verdict", "").startswith("specific")]
         placebo_sized = sum(v.startswith("placebo-sized") for v in verdicts)
@@ -903,13 +909,24 @@ def findings(deltas: list[dict], regs: list[dict], efficacy: list[dict] | None =
                        "p < 0.05 in the coefficient's direction).")
     reg = next((r for r in regs if r.get("fit") == "behaviours"), None)
     if reg and _finite(reg.get("slope")):
-        verdict = "significant" if reg["p_value"] < 0.05 else "not significant"
+        boot_ok = (_finite(reg.get("boot_ci_low")) and _finite(reg.get("boot_ci_high"))
+                   and (reg["boot_ci_low"] > 0 or reg["boot_ci_high"] < 0))
+        if reg["p_value"] < 0.05 and boot_ok:
+            verdict = "significant with prompts and vectors resampled"
+        elif reg["p_value"] < 0.05:
+            verdict = ("significant with prompts as clusters, but not once the vectors are "
+                       "resampled too: it rests on which few vectors were steered")
+        else:
+            verdict = "not significant"
         out.append(f"- Jailbreaks against the added vector's projection on r̂ (behaviours only, "
                    f"prompt-level logistic, n = {reg['n']} answers of {reg['n_prompts']} "
-                   f"prompts): slope {reg['slope']:+.2f} log-odds per unit "
-                   f"[{reg['slope_ci_low']:+.2f}, {reg['slope_ci_high']:+.2f}], p "
-                   f"{_p(reg['p_value'])} ({verdict}; the refusal-direction account predicts a "
-                   "negative slope).")
+                   f"prompts and {reg['n_vectors']} vectors with the baseline, x from "
+                   f"{_num(reg.get('x_min'), '+.3f')} to {_num(reg.get('x_max'), '+.3f')}): "
+                   f"slope {reg['slope']:+.2f} log-odds per unit [{reg['slope_ci_low']:+.2f}, "
+                   f"{reg['slope_ci_high']:+.2f}], p {_p(reg['p_value'])}, two-way bootstrap "
+                   f"[{_num(reg.get('boot_ci_low'), '+.2f')}, "
+                   f"{_num(reg.get('boot_ci_high'), '+.2f')}] ({verdict}; the refusal-direction "
+                   "account predicts a negative slope).")
     elif reg:
         out.append(f"- No regression on the projection (behaviours): {reg.get('note')}.")
     rec = (recovery or {}).get("mitigation") or {}

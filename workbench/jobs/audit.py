@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -420,8 +420,10 @@ def condition_info(cond: Condition, vectors: dict, coefficient_abs: float,
     v = vectors[cond.vector_key].double()
     norm, resid = float(v.norm()), resid_norms.get(cond.layer, NAN)
     dot = float(v @ r_hat.double())
+    # a mitigated refusal direction is rounding noise: its direction (cosine) means nothing
+    empty = norm <= 1e-9 * float(vectors[cond.unmitigated_key].double().norm())
     return {"coefficient_abs": coefficient_abs, "vector_norm": norm, "resid_norm": resid,
-            "cosine": dot / norm if norm > 0 else 0.0,
+            "cosine": 0.0 if empty else dot / norm,
             "projection": coefficient_abs * dot / resid}
 
 
@@ -589,21 +591,35 @@ def _steer_spec(cond: Condition, vectors: dict, coefficient_abs: float) -> Steer
     return Steer(cond.layer, vectors[cond.vector_key].float(), coefficient_abs)
 
 
+def missing_cells(conditions: list[Condition], prompts: list, store: GenerationStore
+                  ) -> list[list[int]]:
+    """Per prompt, the conditions whose answer is not in ``store`` (placebo conditions answer
+    attack prompts only)."""
+    return [[c for c, cond in enumerate(conditions)
+             if not (cond.harmful_only and split_name != "harmful")
+             and f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
+            for split_name, tpl, item, _ in prompts]
+
+
 def generation_items(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
                      coef_abs: dict, prompts: list, store: GenerationStore) -> list:
-    """Work items for every (condition, prompt) whose generation is not in ``store``."""
+    """Work items for every (condition, prompt) whose generation is not in ``store``. Attack
+    and benign prompts are planned apart, so no batch carries a condition its prompts do not
+    need (the attack-only placebos)."""
     prompt_ids = model.tokenize_instructions([text for *_, text in prompts])
-    missing = [[c for c, cond in enumerate(conditions)
-                if not (cond.harmful_only and split_name != "harmful")
-                and f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
-               for split_name, tpl, item, _ in prompts]
+    missing = missing_cells(conditions, prompts, store)
     specs = [_steer_spec(c, vectors, coef_abs[c.key]) for c in conditions]
     if cfg.engine == "reference":
         rows = cfg.batch_size
     else:
         rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 128)
-    return plan_items(prompt_ids, missing, specs, cfg.max_new_tokens, cfg.steer_positions,
-                      cfg.engine, rows)
+    items = []
+    for split_name in ("harmful", "harmless"):
+        idx = [i for i, p in enumerate(prompts) if p[0] == split_name]
+        part = plan_items([prompt_ids[i] for i in idx], [missing[i] for i in idx], specs,
+                          cfg.max_new_tokens, cfg.steer_positions, cfg.engine, rows)
+        items += [replace(it, tag=([idx[p] for p in it.tag[0]], it.tag[1])) for it in part]
+    return items
 
 
 def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
@@ -613,8 +629,12 @@ def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vecto
 
     ``executor`` runs the items (default: in this process); whatever runs them, this process
     alone judges the answers (never under steering hooks) and writes ``generations.jsonl``.
+    Cells an item computes beside the missing ones (a batch covers every condition any of its
+    prompts lacks) are dropped, so the file holds exactly the planned cells.
     """
     prompts = _cells(templates, attack, benign)
+    wanted = {(p, c) for p, cs in enumerate(missing_cells(conditions, prompts, store))
+              for c in cs}
     items = generation_items(model, cfg, conditions, vectors, coef_abs, prompts, store)
     if not items:
         return
@@ -622,10 +642,12 @@ def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vecto
     substring = judge if judge.name == "substring" else SubstringJudge()
     for item, ids in job.bar(run(items), total=len(items), unit="batch"):
         p_idx, c_idx = item.tag
-        part = [(conditions[c], prompts[p]) for c in c_idx for p in p_idx]
-        texts = [model.tokenizer.decode(t, skip_special_tokens=True)
-                 for per_cond in ids for t in per_cond]
-        _judge_and_store(part, texts, coef_abs, judge, substring, store)
+        cells = [((conditions[c], prompts[p]), t) for c, per_cond in zip(c_idx, ids)
+                 for p, t in zip(p_idx, per_cond) if (p, c) in wanted]
+        if not cells:
+            continue
+        texts = [model.tokenizer.decode(t, skip_special_tokens=True) for _, t in cells]
+        _judge_and_store([cell for cell, _ in cells], texts, coef_abs, judge, substring, store)
 
 
 def _judge_and_store(part, responses, coef_abs, judge, substring, store) -> None:

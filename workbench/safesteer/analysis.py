@@ -22,10 +22,11 @@ from workbench.safesteer.quality import bleu, relevance_scores, rouge_l
 METRIC_FIELDS = [
     "method", "category", "layer", "multiplier", "split", "n", "n_prompts", "judge",
     "unsafe_rate", "unsafe_ci_low", "unsafe_ci_high", "delta_unsafe", "delta_unsafe_ci_low",
-    "delta_unsafe_ci_high", "p_value", "p_holm", "unsafe_substring_rate", "unsafe_substring_ci_low",
+    "delta_unsafe_ci_high", "p_value", "p_holm", "p_bh", "unsafe_substring_rate", "unsafe_substring_ci_low",
     "unsafe_substring_ci_high", "delta_unsafe_substring", "p_value_substring", "refusal_rate",
     "refusal_ci_low", "refusal_ci_high", "delta_refusal", "delta_refusal_ci_low",
-    "delta_refusal_ci_high", "p_value_refusal", "p_refusal_holm", "incomprehensible_rate",
+    "delta_refusal_ci_high", "p_value_refusal", "p_refusal_holm", "p_refusal_bh",
+    "incomprehensible_rate",
     "incomprehensible_ci_low", "incomprehensible_ci_high", "perplexity", "bleu", "rouge_l",
     "relevance", "refusal_cosine", "vector_norm",
 ]
@@ -164,13 +165,16 @@ def metric_rows(records: list[dict], vectors: dict, judge: str = SUBSTRING) -> l
 
 
 def _adjust(rows: list[dict]) -> None:
-    """Holm-adjusted p-values of the steered harmful rows' unsafe change (``p_holm``) and
-    refusal change (``p_refusal_holm``), each family every steered harmful row of the run
-    (categories and the pool; Holm holds under any dependence between them)."""
+    """Holm- and BH-adjusted p-values of the steered harmful rows' unsafe change (``p_holm``,
+    ``p_bh``) and refusal change (``p_refusal_holm``, ``p_refusal_bh``), each family every
+    steered harmful row of the run (categories and the pool; Holm holds under any dependence
+    between them, BH under positive dependence)."""
     fam = [r for r in rows if r["split"] == "harmful" and "p_value" in r]
-    for key, out in (("p_value", "p_holm"), ("p_value_refusal", "p_refusal_holm")):
-        for r, q in zip(fam, adjust_pvalues([r.get(key, float("nan")) for r in fam], "holm")):
-            r[out] = float(q)
+    for key, out in (("p_value", "p"), ("p_value_refusal", "p_refusal")):
+        for method in ("holm", "bh"):
+            ps = adjust_pvalues([r.get(key, float("nan")) for r in fam], method)
+            for r, q in zip(fam, ps):
+                r[f"{out}_{method}"] = float(q)
 
 
 def _missing(x) -> bool:
