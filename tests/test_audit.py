@@ -565,3 +565,34 @@ def test_the_projection_check_fails_when_mitigation_leaves_part_of_the_direction
     rows[2]["vector_norm"] = 0.3  # a tenth of the 3.0 it started from
     (v,) = control_verdicts(rows)
     assert v["status"] == "passed" and v["projection_check"] == "failed"
+
+
+def test_reanalyse_rewrites_the_analysis_from_the_files_alone(smoke, tmp_path, monkeypatch):
+    """A finished run re-read without a model gives the tables the run wrote (up to the CSVs'
+    six significant digits), and keeps its answers and timings."""
+    import shutil
+
+    from workbench.jobs.reanalyse import reanalyse_audit
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke, copy)
+    (copy / "delta_asr.csv").unlink()
+    (copy / "report.md").write_text("stale")
+    before = json.loads((copy / "run.json").read_text())
+    monkeypatch.setattr(audit_mod, "load_model", None)  # no model may be touched
+    summary = reanalyse_audit(copy, figures=False)
+    after = json.loads((copy / "run.json").read_text())
+    assert after["timings_s"] == before["timings_s"] and after["summary"] == summary
+    assert (copy / "generations.jsonl").read_bytes() == (smoke / "generations.jsonl").read_bytes()
+    assert "## Specificity" in (copy / "report.md").read_text()
+    old, new = _rows(smoke / "delta_asr.csv"), _rows(copy / "delta_asr.csv")
+    assert len(old) == len(new)
+    for a, b in zip(old, new):
+        for k in a:
+            try:
+                assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-4, abs=1e-6, nan_ok=True)
+            except ValueError:
+                assert a[k] == b[k], k
+    with pytest.raises(WorkbenchError, match="lacks generations.jsonl"):
+        (copy / "generations.jsonl").unlink()
+        reanalyse_audit(copy)

@@ -230,6 +230,16 @@ def _safesteer(args: argparse.Namespace) -> None:
     _run_job(args, "safesteer", build_config, run_safesteer, SAFESTEER_FIELDS)
 
 
+def _reanalyse(args: argparse.Namespace) -> None:
+    from workbench.jobs.reanalyse import reanalyse_audit
+
+    summary = reanalyse_audit(args.run_dir, figures=not args.no_figures)
+    print(Path(args.run_dir, "report.md").read_text())
+    print(f"re-analysed {args.run_dir}: {summary['significant_holm']} of "
+          f"{summary['behaviour_conditions']} behaviour conditions significant after Holm; "
+          f"verdicts {summary['verdicts']}")
+
+
 def _figures(args: argparse.Namespace) -> None:
     from workbench.figures import render_audit_figures
     from workbench.runs import read_json
@@ -592,6 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by audit or safesteer")
     f.add_argument("--no-png", action="store_true",
                    help="write HTML figures only (and no warning when PNG export is impossible)")
+
+    r = command("reanalyse", "re-run a finished audit's analysis from its files (no model)",
+                _reanalyse, "Rewrite the tables, report.md, run.json's summary and the figures "
+                "of a finished audit\nfrom generations.jsonl, efficacy.csv and conditions.csv "
+                "alone; the answers,\ntimings and resources of the run are kept.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `workbench audit`")
+    r.add_argument("--no-figures", action="store_true", help="skip redrawing the figures")
 
     c = command("compare", "pool audit runs of different models: ΔASR vs cosine per model and "
                 "pooled, cosine by relative depth", _compare)

@@ -298,7 +298,9 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
     df["template"] = df["template"].astype(str)
     if template != "all" or (df["template"] == "all").any():
         df = df[df["template"] == template]  # the audit writes pooled rows as template "all"
-    behaviours = sorted(df["behaviour"].astype(str).unique())
+    # placebos last and grey, so the behaviours and controls keep distinct marker shapes
+    behaviours = sorted(df["behaviour"].astype(str).unique(),
+                        key=lambda b: (b.startswith("placebo-"), b))
     fig = go.Figure()
     for mitigated in (False, True):
         for j, behaviour in enumerate(behaviours):
