@@ -35,10 +35,11 @@ commands:
 PRESETS_HELP = """\
 presets (--preset):
   smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
-  quick   the default: embedded 1.5B model; audit: 20 JailbreakBench prompts x 2 templates,
-          8 benign prompts, 4 behaviours + 2 positive controls x coefficients -1, +1 (norm
-          scale) at 0.4 of the depth (layer 11 of 28), efficacy on held-out A/B items, 24 new
-          tokens (about 10 minutes on 2 cores with native bfloat16, 28 minutes in float32);
+  quick   the default: embedded 1.5B model; audit: 16 JailbreakBench prompts x 2 templates,
+          8 benign prompts, 4 behaviours + 2 positive controls + 4 placebo directions x
+          coefficients -1, -0.5, +0.5, +1 (norm scale) at 0.4 of the depth (layer 11 of 28),
+          efficacy on 20 held-out A/B items, 24 new tokens (about 14 minutes on 2 cores with
+          native bfloat16, about 3x that in float32);
           safesteer: 3 categories x 10 held-out prompts, m 4 (6 minutes in bfloat16)
   full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 layers,
           3 methods, 256 tokens): meant for a GPU, not measured on CPU
