@@ -65,7 +65,7 @@ EXAMPLES = {
 examples:
   workbench audit --preset smoke --out runs/smoke      # seconds, tiny random model
   workbench audit                                     # quick preset, embedded model
-  workbench audit --behaviours sycophancy --coefficients -2,2 --out runs/syc
+  workbench audit --behaviours sycophancy --coefficients=-2,-1,1,2 --out runs/syc
   workbench audit --config my_audit.toml --no-png""",
     "directions": """\
 examples:
@@ -77,6 +77,10 @@ examples:
   workbench safesteer --preset smoke --out runs/ss-smoke
   workbench safesteer --categories privacy,cybercrime --multipliers 1,4
   workbench safesteer --refusal runs/directions --methods safesteer""",
+    "reanalyse": """\
+examples:
+  workbench reanalyse runs/audit                # tables, report, summary and figures
+  workbench reanalyse runs/audit --no-figures   # tables and report only""",
     "figures": """\
 examples:
   workbench figures runs/audit            # HTML and PNG (PNG needs kaleido + Chromium)
@@ -466,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steering layers, 0..n_layers-1 (default: round(0.4 x n_layers), "
                         "CAA's middle layer; full: 0.25, 0.4, 0.55 and 0.7 of the depth)")
     a.add_argument("--coefficients", type=_float_list, default=None, metavar="C,C",
-                   help="steering coefficients, finite numbers (default: quick -1,-0.5,0.5,1; "
+                   help="steering coefficients, finite numbers; with a negative first, write "
+                        "--coefficients=-1,1 (default: quick -1,-0.5,0.5,1; "
                         "full -1,-0.5,-0.25,0.25,0.5,1)")
     a.add_argument("--mitigation-coefficients", type=_float_list, default=None, metavar="C,C",
                    help="the coefficients at which mitigated vectors (and the mitigation "
