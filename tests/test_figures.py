@@ -222,8 +222,9 @@ def test_delta_vs_cosine_draws_the_logistic_fit_over_the_projection(run_dir):
     beh = delta[(~delta.mitigated) & (delta.behaviour != "placebo-1")]
     assert xs.min() == pytest.approx(beh.projection.min())
     assert xs.max() == pytest.approx(beh.projection.max())
-    (grey,) = [t for t in fig.data if t.name == "placebo-1"]
+    (grey,) = [t for t in fig.data if t.name == "placebo directions (1)"]
     assert list(grey.x) == [0.0] * len(plac) and "projection" in fig.layout.xaxis.title.text
+    assert fig.data[-2] is grey  # drawn over the behaviours, under the fit
 
 
 def test_projections(run_dir):

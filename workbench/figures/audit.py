@@ -298,9 +298,9 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
     df["template"] = df["template"].astype(str)
     if template != "all" or (df["template"] == "all").any():
         df = df[df["template"] == template]  # the audit writes pooled rows as template "all"
-    # placebos last and grey, so the behaviours and controls keep distinct marker shapes
-    behaviours = sorted(df["behaviour"].astype(str).unique(),
-                        key=lambda b: (b.startswith("placebo-"), b))
+    placebo = df["behaviour"].astype(str).str.startswith("placebo-")
+    df, placebos = df[~placebo], df[placebo]
+    behaviours = sorted(df["behaviour"].astype(str).unique())
     fig = go.Figure()
     for mitigated in (False, True):
         for j, behaviour in enumerate(behaviours):
@@ -321,9 +321,7 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                 legendgrouptitle_text=MITIGATION_NAMES[mitigated],
                 # mitigated points are hollow and larger, drawn over the filled unmitigated
                 # ones: where the two coincide both stay visible
-                marker=(dict(size=9, color=NEUTRAL, symbol="circle", opacity=0.7)
-                        if behaviour.startswith("placebo-") else
-                        dict(size=16, color=MITIGATION_COLORS[True], symbol=open_symbol(j),
+                marker=(dict(size=16, color=MITIGATION_COLORS[True], symbol=open_symbol(j),
                              line=dict(width=2.5, color=MITIGATION_COLORS[True]))
                         if mitigated else
                         dict(size=11, color=MITIGATION_COLORS[False],
@@ -340,6 +338,21 @@ def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None,
                     "[95% CI %{customdata[5]}, %{customdata[6]}]<br>p = %{customdata[7]}"
                     "<extra></extra>"),
             ))
+    if not placebos.empty:  # one grey trace, drawn over the rest: all sit at x = 0
+        d, lo, hi = _pp_with_ci(placebos, "delta_asr")
+        fig.add_trace(go.Scatter(
+            x=placebos[x_name].astype(float), y=d, mode="markers",
+            name=f"placebo directions ({placebos['behaviour'].nunique()})",
+            marker=dict(size=9, color=NEUTRAL, symbol="circle", opacity=0.8,
+                        line=dict(width=1, color="white")),
+            error_y=dict(type="data", symmetric=False, array=(hi - d).clip(lower=0),
+                         arrayminus=(d - lo).clip(lower=0), thickness=1, width=0,
+                         color=NEUTRAL),
+            customdata=np.stack([placebos["behaviour"].astype(str),
+                                 placebos["coefficient"].map(_coef)], axis=-1),
+            hovertemplate=("<b>%{customdata[0]}</b> (random direction ⟂ r̂)<br>α = "
+                           "%{customdata[1]}<br>ΔASR %{y:+.2f} pp<extra></extra>")))
+        df = pd.concat([df, placebos])  # the axis range covers them
     if regression is not None and len(regression) and "fit" in regression.columns:
         reg = regression[regression["fit"].astype(str) == "behaviours"]
         pts = df[(~_as_bool(df["mitigated"])) & (~df["behaviour"].astype(str).isin(
