@@ -8,7 +8,7 @@ import pytest
 
 from workbench import WorkbenchError
 from workbench.evaluation.stats import adjust_pvalues
-from workbench.jobs.analysis import delta_rows, in_behaviour_family
+from workbench.jobs.analysis import delta_rows
 
 
 def _holm(p):
@@ -68,10 +68,19 @@ def _records(n_prompts=12, seed=0):
     return out
 
 
+def in_behaviour_family(row: dict) -> bool:
+    """The family written out: unmitigated behaviour conditions (no control, no placebo),
+    templates pooled."""
+    return (row["template"] == "all" and not row["mitigated"]
+            and row["behaviour"] not in ("refusal", "refusal-direction")
+            and not row["behaviour"].startswith("placebo-"))
+
+
 def test_the_family_is_the_unmitigated_behaviour_conditions_pooled_over_templates():
     recs = _records()
     rows = delta_rows(recs)
     family = [r for r in rows if in_behaviour_family(r)]
+    assert family == [r for r in rows if r["family"] == "behaviour"]
     assert {(r["behaviour"], r["coefficient"]) for r in family} == {
         (b, c) for b in ("sycophancy", "myopic-reward") for c in (-1.0, 1.0)}
     np.testing.assert_allclose([r["p_holm"] for r in family],

@@ -197,13 +197,6 @@ def _delta_cells(d: dict, dr: dict) -> dict:
             "delta_refusal": dr["delta"], "p_value_refusal": dr["p_value"]}
 
 
-def in_behaviour_family(row: dict) -> bool:
-    """The multiplicity family of ΔASR tests: every unmitigated behaviour condition of the run,
-    templates pooled (controls, placebos, mitigated rows and per-template rows are outside)."""
-    return (row["template"] == "all" and not row["mitigated"]
-            and row["behaviour"] not in CONTROLS and not is_placebo(row["behaviour"]))
-
-
 def regression_rows(harmful: list[dict], cond_info: dict, seed: int = 0) -> list[dict]:
     """Prompt-level logistic regressions of jailbroken on the added vector's projection on the
     refusal direction (``c * cos * scale``): behaviours alone, behaviours with their mitigated
