@@ -78,8 +78,7 @@ def get_method(name: str) -> ExtractionMethod:
 @register_method("caa", "CAA: mean of matching minus non-matching activations (the vector "
                         "itself, not rescaled)")
 def mean_difference(c: Contrast) -> Float[Tensor, "layer d"]:
-    return torch.stack([diff_in_means(c.positive[:, l], c.negative[:, l])
-                        for l in range(c.positive.shape[1])])
+    return diff_in_means(c.positive, c.negative)
 
 
 @register_method("pca", "first principal component of letter-balanced paired differences "
