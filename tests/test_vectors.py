@@ -11,7 +11,8 @@ import torch
 from workbench import WorkbenchError, load_model
 from workbench.cli import main
 from workbench.directions import CandidateScore, RefusalSelection
-from workbench.jobs.directions import Directions, write_directions
+from workbench.directions.results import Directions
+from workbench.jobs.directions import write_directions
 from workbench.runs import write_tensors
 from workbench.vectors import load_vector, model_fingerprint
 

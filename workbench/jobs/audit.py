@@ -49,6 +49,7 @@ from workbench.geometry import (
     remove_subspace,
     unit,
 )
+from workbench.analysis.conditions import REFUSAL_DIRECTION
 from workbench.jobs.config import (
     CONTROLS,
     PLACEBO_METHOD,
@@ -63,8 +64,8 @@ from workbench.jobs.config import (
     result_fields,
     steering_layers,
 )
+from workbench.directions.results import Directions
 from workbench.jobs.directions import (
-    Directions,
     DirectionsConfig,
     compute_directions,
     filtered_inputs,
@@ -116,7 +117,6 @@ class Condition:
         return is_placebo(self.behaviour) or is_random_removal(self.method)
 
 
-REFUSAL_DIRECTION = "refusal-direction"
 NAN = float("nan")
 
 

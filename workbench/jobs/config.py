@@ -7,6 +7,16 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.judge_specs import DEFAULT_JUDGE
+from workbench.analysis.conditions import (  # noqa: F401  (re-exported)
+    CONTROLS,
+    PLACEBO_METHOD,
+    PLACEBO_PREFIX,
+    RANDOM_REMOVAL,
+    REFUSAL_DIRECTION,
+    base_method,
+    is_placebo,
+    is_random_removal,
+)
 from workbench.jobs import common
 from workbench.model import DEFAULT_MODEL
 
@@ -96,30 +106,6 @@ class AuditConfig:
 NON_RESULT_FIELDS = common.NON_RESULT_FIELDS | {"engine", "generation_batch"}
 COEFFICIENT_SCALES = ("absolute", "norm")
 METHODS = ("caa", "pca", "probe")
-# positive controls: the CAA refusal behaviour and the refusal direction itself
-CONTROLS = ("refusal", "refusal-direction")
-# placebo conditions: random directions orthogonal to the refusal direction ("placebo-1", ...,
-# method "random"), and the mitigation placebo, a behaviour vector with a random component of
-# the refusal component's size removed (method "<method>+random-removal", mitigated)
-PLACEBO_PREFIX = "placebo-"
-PLACEBO_METHOD = "random"
-RANDOM_REMOVAL = "+random-removal"
-
-
-def is_placebo(behaviour: str) -> bool:
-    """Whether a behaviour name is a placebo direction's."""
-    return str(behaviour).startswith(PLACEBO_PREFIX)
-
-
-def is_random_removal(method: str) -> bool:
-    """Whether a method name is the mitigation placebo's (a random same-size removal)."""
-    return str(method).endswith(RANDOM_REMOVAL)
-
-
-def base_method(method: str) -> str:
-    """The extraction method behind a condition's method (``caa+random-removal`` -> ``caa``)."""
-    return str(method)[:-len(RANDOM_REMOVAL)] if is_random_removal(method) else str(method)
-
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         model="tiny-random", attack="embedded", attack_limit=9, benign_limit=6,

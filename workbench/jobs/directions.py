@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import torch
 
 from workbench.data import (
     BEHAVIOURS,
@@ -38,6 +37,7 @@ from workbench.directions import (
     select_refusal_direction,
 )
 from workbench.directions.refusal import layer_cut
+from workbench.directions.results import Directions
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
@@ -134,26 +134,6 @@ class DirectionInputs:
     pairs: dict[str, list[ContrastPair]]
     files: dict
     heldout: dict[str, list[ContrastPair]] = field(default_factory=dict)
-
-
-@dataclass
-class Directions:
-    """The computed directions, in the form written to ``directions.safetensors``."""
-
-    candidates: torch.Tensor
-    selection: RefusalSelection
-    caa: dict[str, torch.Tensor]
-    timings: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)  # input name -> {"sha256": ...}, for the header
-    # resid_pre at the last token of the harmful / harmless train prompts, [n, layer, d]
-    # float32, when computed with the candidates (not saved; None after a resume)
-    train_activations: tuple[torch.Tensor, torch.Tensor] | None = None
-    prompt_filter: PromptFilter | None = None
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"refusal.candidates": self.candidates, "refusal.direction": self.selection.direction}
-        out.update({f"caa.{name}": v for name, v in self.caa.items()})
-        return out
 
 
 def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:

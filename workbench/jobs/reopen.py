@@ -16,7 +16,8 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.config import AuditConfig
-from workbench.jobs.directions import DirectionInputs, Directions, read_direction_inputs
+from workbench.directions.results import Directions
+from workbench.jobs.directions import DirectionInputs, read_direction_inputs
 from workbench.runs import read_json
 
 __all__ = ["AuditRun", "reopen_audit", "signed_scales", "sweep_arguments"]

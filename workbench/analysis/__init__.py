@@ -1,0 +1,1 @@
+"""Audit analysis: condition naming, result tables and report text, from judged answers."""
