@@ -597,3 +597,12 @@ def test_reanalyse_rewrites_the_analysis_from_the_files_alone(smoke, tmp_path, m
     with pytest.raises(WorkbenchError, match="lacks generations.jsonl"):
         (copy / "generations.jsonl").unlink()
         reanalyse_audit(copy)
+
+
+def test_smoke_answers_and_tables_are_byte_identical_to_the_record(smoke):
+    """Restructuring must not move a number: the smoke run's answers and tables hash as
+    recorded (tests/data/smoke_digests.json says when and how)."""
+    from record_smoke_digests import DIGESTS, digests
+
+    recorded = json.loads(DIGESTS.read_text())["audit"]
+    assert digests(smoke, list(recorded)) == recorded

@@ -526,3 +526,11 @@ def test_steering_spec_items_generate_as_under_the_direct_hooks(tiny):
         assert got == [want]
     assert any(run_item(tiny, GenerationItem(None, prompts, [s], 6, engine="reference",
                                              batch_size=2)) != [plain] for s, _ in cases)
+
+
+def test_smoke_answers_and_tables_are_byte_identical_to_the_record(smoke):
+    """As the audit's: the SafeSteer smoke run hashes as recorded (tests/data/smoke_digests.json)."""
+    from record_smoke_digests import DIGESTS, digests
+
+    recorded = json.loads(DIGESTS.read_text())["safesteer"]
+    assert digests(smoke, list(recorded)) == recorded
