@@ -17,13 +17,13 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.figures import (
-    asr_by_category,
     build_audit_figures,
-    cosine_by_layer,
-    delta_asr,
-    delta_vs_cosine,
-    projections,
-    projections_3d,
+    plot_asr_by_category,
+    plot_cosine_by_layer,
+    plot_delta_asr,
+    plot_delta_vs_cosine,
+    plot_projections,
+    plot_projections_3d,
     render_audit_figures,
     save_figure,
 )
@@ -142,7 +142,7 @@ def _n_points(trace) -> int:
 
 
 def test_cosine_by_layer(run_dir):
-    fig = cosine_by_layer(_read(run_dir, "geometry.csv"), refusal_layer=REFUSAL_LAYER)
+    fig = plot_cosine_by_layer(_read(run_dir, "geometry.csv"), refusal_layer=REFUSAL_LAYER)
     assert isinstance(fig, go.Figure)
     assert [t.name for t in fig.data] == BEHAVIOURS
     for t in fig.data:
@@ -152,11 +152,11 @@ def test_cosine_by_layer(run_dir):
     assert fig.layout.yaxis.zeroline and "Layer" in fig.layout.xaxis.title.text
     assert fig.layout.title.text
     # no refusal layer given: no marker
-    assert not cosine_by_layer(_read(run_dir, "geometry.csv")).layout.shapes
+    assert not plot_cosine_by_layer(_read(run_dir, "geometry.csv")).layout.shapes
 
 
 def test_delta_asr(run_dir):
-    fig = delta_asr(_read(run_dir, "delta_asr.csv"))
+    fig = plot_delta_asr(_read(run_dir, "delta_asr.csv"))
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(bars) == len(TEMPLATES) * 2  # one trace per template x mitigated
     assert {t.name for t in bars} == {"unmitigated", "mitigated (refusal component removed)"}
@@ -176,7 +176,7 @@ def test_delta_asr(run_dir):
 
 def test_delta_vs_cosine(run_dir):
     delta, reg = _read(run_dir, "delta_asr.csv"), _read(run_dir, "regression.csv")
-    fig = delta_vs_cosine(delta, reg)
+    fig = plot_delta_vs_cosine(delta, reg)
     pts = [t for t in fig.data if t.mode == "markers"]
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(pts) == len(BEHAVIOURS) * 2
@@ -186,11 +186,11 @@ def test_delta_vs_cosine(run_dir):
     assert "slope -90.0 pp" in lines[0].name and "n = 16" in lines[0].name
     assert lines[0].line.color != lines[1].line.color
     # one template: its points and its own fit lines
-    one = delta_vs_cosine(delta, reg, template=TEMPLATES[0])
+    one = plot_delta_vs_cosine(delta, reg, template=TEMPLATES[0])
     assert sum(len(t.x) for t in one.data if t.mode == "markers") == len(delta) // 2
     assert "n = 8" in [t for t in one.data if t.mode == "lines"][0].name
     # regression optional
-    assert all(t.mode == "markers" for t in delta_vs_cosine(delta).data)
+    assert all(t.mode == "markers" for t in plot_delta_vs_cosine(delta).data)
     # each fit line spans exactly the cosines of the points it was fitted on
     pooled = delta[delta.template == "all"] if (delta.template == "all").any() else delta
     for line in lines:
@@ -214,7 +214,7 @@ def test_delta_vs_cosine_draws_the_logistic_fit_over_the_projection(run_dir):
     reg = pd.DataFrame([{"fit": "behaviours", "slope": 2.0, "intercept": -1.0, "p_value": 0.01,
                          "n": 100}, {"fit": "controls", "slope": -9.0, "intercept": 0.0,
                                      "p_value": 0.5, "n": 50}])
-    fig = delta_vs_cosine(delta, reg)
+    fig = plot_delta_vs_cosine(delta, reg)
     (line,) = [t for t in fig.data if t.mode == "lines"]  # the behaviours' fit only
     xs = np.asarray(line.x)
     sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
@@ -229,7 +229,7 @@ def test_delta_vs_cosine_draws_the_logistic_fit_over_the_projection(run_dir):
 
 def test_projections(run_dir):
     proj = _read(run_dir, "projections.csv")
-    fig = projections(proj)
+    fig = plot_projections(proj)
     hists = [t for t in fig.data if t.type == "histogram"]
     scat = [t for t in fig.data if t.type == "scatter"]
     assert [t.legendgroup for t in hists] == ["harmful", "harmless"]
@@ -238,7 +238,7 @@ def test_projections(run_dir):
     assert fig.layout.barmode == "overlay"
     assert "layer 2" in fig.layout.title.text
 
-    fig3 = projections_3d(proj)
+    fig3 = plot_projections_3d(proj)
     s3 = [t for t in fig3.data if t.type == "scatter3d" and t.mode == "markers"]
     assert [len(t.x) for t in s3] == [N_PER_SPLIT, N_PER_SPLIT]
     arrow = [t for t in fig3.data if t.type == "scatter3d" and t.mode == "lines"]
@@ -249,7 +249,7 @@ def test_projections(run_dir):
 
 
 def test_interaction_hints_only_in_html(run_dir, tmp_path):
-    fig = projections_3d(_read(run_dir, "projections.csv"))
+    fig = plot_projections_3d(_read(run_dir, "projections.csv"))
     drawn = " ".join([fig.layout.title.text, fig.layout.title.subtitle.text or "",
                       *(a.text for a in fig.layout.annotations)])
     assert "drag" not in drawn and "hover" not in drawn  # what a PNG shows
@@ -260,7 +260,7 @@ def test_interaction_hints_only_in_html(run_dir, tmp_path):
 
 
 def test_axes_fit_the_data(run_dir):
-    fig = cosine_by_layer(_read(run_dir, "geometry.csv"), refusal_layer=REFUSAL_LAYER)
+    fig = plot_cosine_by_layer(_read(run_dir, "geometry.csv"), refusal_layer=REFUSAL_LAYER)
     assert list(fig.layout.xaxis.range) == [min(LAYERS) - 0.5, max(LAYERS) + 0.5]
     lo, hi = fig.layout.yaxis.range
     cos = _read(run_dir, "geometry.csv").cosine
@@ -271,7 +271,7 @@ def test_axes_fit_the_data(run_dir):
 def test_delta_asr_leaves_no_empty_slot(run_dir):
     df = _read(run_dir, "delta_asr.csv")
     pooled = df[df.template == TEMPLATES[0]].assign(template="all")
-    fig = delta_asr(pd.concat([df, pooled]))  # three templates on a two-column grid
+    fig = plot_delta_asr(pd.concat([df, pooled]))  # three templates on a two-column grid
     titles = [a.text for a in fig.layout.annotations if a.text.startswith("template")]
     assert titles[-1] == "template: all"
     assert list(fig.layout.xaxis3.domain) == [0.0, 1.0]  # the odd last panel spans the row
@@ -288,7 +288,7 @@ def test_palette_is_defined_once():
 
 def test_asr_by_category(run_dir):
     cats = _read(run_dir, "categories.csv")
-    fig = asr_by_category(cats)
+    fig = plot_asr_by_category(cats)
     (hm,) = fig.data
     assert hm.type == "heatmap"
     n_conditions = 1 + len(BEHAVIOURS) * len(COEFFICIENTS) * 2
@@ -302,7 +302,7 @@ def test_asr_by_category(run_dir):
 
 def test_missing_column_is_a_workbench_error(run_dir):
     with pytest.raises(WorkbenchError, match="cosine"):
-        cosine_by_layer(_read(run_dir, "geometry.csv").drop(columns="cosine"))
+        plot_cosine_by_layer(_read(run_dir, "geometry.csv").drop(columns="cosine"))
 
 
 # --------------------------------------------------------------------------- run directory
@@ -343,7 +343,7 @@ def test_render_errors(tmp_path):
 
 
 def test_missing_kaleido_or_chrome_is_a_workbench_error(run_dir, tmp_path, monkeypatch):
-    fig = cosine_by_layer(_read(run_dir, "geometry.csv"))
+    fig = plot_cosine_by_layer(_read(run_dir, "geometry.csv"))
 
     def no_chrome(*a, **k):
         raise RuntimeError("\n\nKaleido requires Google Chrome to be installed.\n")
@@ -473,7 +473,7 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no chromium on PATH (apt-get install -y chromium) for the browser test")
-    (html,) = save_figure(delta_asr(_read(run_dir, "delta_asr.csv")), tmp_path / "f",
+    (html,) = save_figure(plot_delta_asr(_read(run_dir, "delta_asr.csv")), tmp_path / "f",
                           "delta_asr", png=False)
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -8,33 +8,33 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
-
 
 from workbench.errors import WorkbenchError
 from workbench.figures.audit import (
-    asr_by_category,
-    cosine_by_layer,
-    delta_asr,
-    delta_vs_cosine,
-    efficacy,
-    efficacy_open_ended,
-    projections,
-    projections_3d,
+    plot_asr_by_category,
+    plot_cosine_by_layer,
+    plot_delta_asr,
+    plot_delta_vs_cosine,
+    plot_efficacy,
+    plot_efficacy_open_ended,
+    plot_projections,
+    plot_projections_3d,
 )
 from workbench.figures.export import read_table, save_figure, save_figures
 
 __all__ = [
     "FIGURE_INPUTS",
-    "asr_by_category",
     "build_audit_figures",
-    "cosine_by_layer",
-    "delta_asr",
-    "delta_vs_cosine",
-    "efficacy",
-    "efficacy_open_ended",
-    "projections",
-    "projections_3d",
+    "plot_asr_by_category",
+    "plot_cosine_by_layer",
+    "plot_delta_asr",
+    "plot_delta_vs_cosine",
+    "plot_efficacy",
+    "plot_efficacy_open_ended",
+    "plot_projections",
+    "plot_projections_3d",
     "render_audit_figures",
     "save_figure",
     "save_figures",
@@ -82,21 +82,22 @@ def build_audit_figures(run_dir: str | os.PathLike) -> dict:
                              "is it a workbench run directory?")
     figs = {}
     if data["geometry.csv"] is not None:
-        figs["cosine_by_layer"] = cosine_by_layer(data["geometry.csv"],
-                                                  refusal_layer=_refusal_layer(run_dir))
+        figs["cosine_by_layer"] = plot_cosine_by_layer(data["geometry.csv"],
+                                                       refusal_layer=_refusal_layer(run_dir))
     if data["delta_asr.csv"] is not None:
-        figs["delta_asr"] = delta_asr(data["delta_asr.csv"])
-        figs["delta_vs_cosine"] = delta_vs_cosine(data["delta_asr.csv"], data["regression.csv"])
+        figs["delta_asr"] = plot_delta_asr(data["delta_asr.csv"])
+        figs["delta_vs_cosine"] = plot_delta_vs_cosine(data["delta_asr.csv"],
+                                                       data["regression.csv"])
     if data["projections.csv"] is not None:
-        figs["projections"] = projections(data["projections.csv"])
-        figs["projections_3d"] = projections_3d(data["projections.csv"])
+        figs["projections"] = plot_projections(data["projections.csv"])
+        figs["projections_3d"] = plot_projections_3d(data["projections.csv"])
     if data["categories.csv"] is not None:
-        figs["asr_by_category"] = asr_by_category(data["categories.csv"])
+        figs["asr_by_category"] = plot_asr_by_category(data["categories.csv"])
     if data["efficacy.csv"] is not None:
         eff = data["efficacy.csv"]
-        figs["efficacy"] = efficacy(eff)
+        figs["efficacy"] = plot_efficacy(eff)
         if "open_delta" in eff.columns and eff["open_delta"].astype(float).notna().any():
-            figs["efficacy_open_ended"] = efficacy_open_ended(eff)
+            figs["efficacy_open_ended"] = plot_efficacy_open_ended(eff)
     return figs
 
 
@@ -110,3 +111,23 @@ def render_audit_figures(run_dir: str | os.PathLike, png: bool = True) -> list[P
     """
     figs = build_audit_figures(run_dir)
     return save_figures(figs, Path(run_dir) / "figures", png=png)
+
+
+# The audit figures' names before they became ``plot_*``: importable for one release.
+_RENAMED = {old: f"plot_{old}" for old in (
+    "cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections", "projections_3d",
+    "asr_by_category", "efficacy", "efficacy_open_ended")}
+
+
+def __getattr__(name: str):
+    """``wb.figures.compare`` / ``.safesteer`` import on first use; an old figure name (e.g.
+    ``cosine_by_layer``) gives its ``plot_*`` function, with a DeprecationWarning."""
+    if name in ("compare", "safesteer"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _RENAMED:
+        warnings.warn(f"workbench.figures.{name} is deprecated; use {_RENAMED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

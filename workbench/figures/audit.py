@@ -9,6 +9,7 @@ are stored as fractions in [0, 1]; the figures show them in percent (ASR) or per
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,14 +43,14 @@ __all__ = [
     "MITIGATION_COLORS",
     "SPLIT_COLORS",
     "TEMPLATE",
-    "asr_by_category",
-    "cosine_by_layer",
-    "delta_asr",
-    "delta_vs_cosine",
-    "efficacy",
-    "efficacy_open_ended",
-    "projections",
-    "projections_3d",
+    "plot_asr_by_category",
+    "plot_cosine_by_layer",
+    "plot_delta_asr",
+    "plot_delta_vs_cosine",
+    "plot_efficacy",
+    "plot_efficacy_open_ended",
+    "plot_projections",
+    "plot_projections_3d",
 ]
 
 SIGNIFICANCE = 0.05
@@ -156,7 +157,7 @@ def _split_color(split: str, i: int) -> str:
 # --------------------------------------------------------------------------- figures
 
 
-def cosine_by_layer(geometry: pd.DataFrame, *, refusal_layer: int | None = None) -> go.Figure:
+def plot_cosine_by_layer(geometry: pd.DataFrame, *, refusal_layer: int | None = None) -> go.Figure:
     """Cosine of each behaviour's CAA vector with the refusal direction, by layer.
 
     ``geometry``: ``behaviour, layer, cosine`` (``geometry.csv``). One line per behaviour, a
@@ -193,7 +194,7 @@ def cosine_by_layer(geometry: pd.DataFrame, *, refusal_layer: int | None = None)
                                  "eoi token (the ΔASR tables use the one selected direction)")
 
 
-def delta_asr(delta: pd.DataFrame) -> go.Figure:
+def plot_delta_asr(delta: pd.DataFrame) -> go.Figure:
     """ΔASR (steered minus unsteered baseline) with CI error bars, unmitigated vs mitigated.
 
     ``delta``: ``delta_asr.csv``. One panel per jailbreak template; within a panel, bars are
@@ -275,7 +276,7 @@ def delta_asr(delta: pd.DataFrame) -> go.Figure:
                         "mitigation", height, top=top)
 
 
-def delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None, *,
+def plot_delta_vs_cosine(delta: pd.DataFrame, regression: pd.DataFrame | None = None, *,
                     template: str = "all") -> go.Figure:
     """ΔASR against what was added along the refusal direction.
 
@@ -425,7 +426,7 @@ def _layer_suffix(df: pd.DataFrame) -> str:
     return f" at layer {_layer(layers[0])}" if len(layers) == 1 else ""
 
 
-def projections(proj: pd.DataFrame, *, nbins: int = 30) -> go.Figure:
+def plot_projections(proj: pd.DataFrame, *, nbins: int = 30) -> go.Figure:
     """Harmful vs harmless activations on the refusal direction.
 
     ``proj``: ``projections.csv``. Left, overlaid histograms of ``refusal_proj`` by split (the
@@ -479,7 +480,7 @@ def projections(proj: pd.DataFrame, *, nbins: int = 30) -> go.Figure:
     return style_figure(fig, title, 600, top=top)
 
 
-def projections_3d(proj: pd.DataFrame) -> go.Figure:
+def plot_projections_3d(proj: pd.DataFrame) -> go.Figure:
     """3-D scatter of (``refusal_proj``, ``pc1``, ``pc2``) by split, with the refusal direction
     drawn as an arrow along its axis through the centre of the cloud."""
     df = _projection_frame(proj, ["refusal_proj", "pc1", "pc2"])
@@ -548,7 +549,7 @@ def _condition_label(row: pd.Series, with_layer: bool) -> str:
     return f"{b} · α = {_coef(row['coefficient'])}{m}"
 
 
-def asr_by_category(categories: pd.DataFrame) -> go.Figure:
+def plot_asr_by_category(categories: pd.DataFrame) -> go.Figure:
     """Heatmap of ASR (%) by condition (rows) × harm category (columns).
 
     ``categories``: ``categories.csv``. Rows are the unsteered baseline, then each
@@ -602,7 +603,7 @@ def asr_by_category(categories: pd.DataFrame) -> go.Figure:
                         160 + 34 * max(len(conditions), 4))
 
 
-def efficacy(eff: pd.DataFrame) -> go.Figure:
+def plot_efficacy(eff: pd.DataFrame) -> go.Figure:
     """Does each vector steer its own behaviour? Change in p(behaviour-matching A/B answer).
 
     ``eff``: ``efficacy.csv``. One bar per behaviour × coefficient (× layer, method when
@@ -653,7 +654,7 @@ def efficacy(eff: pd.DataFrame) -> go.Figure:
                         "steer its own behaviour?)", 620, top=top)
 
 
-def efficacy_open_ended(eff: pd.DataFrame) -> go.Figure:
+def plot_efficacy_open_ended(eff: pd.DataFrame) -> go.Figure:
     """Do the free answers move along the behaviour's axis? The open-ended efficacy check.
 
     ``eff``: ``efficacy.csv`` with the ``open_*`` columns. One bar per unmitigated behaviour ×
@@ -700,3 +701,19 @@ def efficacy_open_ended(eff: pd.DataFrame) -> go.Figure:
     fig.update_layout(bargap=0.35, showlegend=False)
     return style_figure(fig, "Open-ended efficacy: do free answers move toward the steered "
                         "behaviour?", 560)
+
+
+# The figure functions' names before they became ``plot_*``: importable for one release.
+_RENAMED = {old: f"plot_{old}" for old in (
+    "cosine_by_layer", "delta_asr", "delta_vs_cosine", "projections", "projections_3d",
+    "asr_by_category", "efficacy", "efficacy_open_ended")}
+
+
+def __getattr__(name: str):
+    """An old figure name (e.g. ``cosine_by_layer``) gives its ``plot_*`` function, with a
+    DeprecationWarning."""
+    if name in _RENAMED:
+        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

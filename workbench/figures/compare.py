@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,14 @@ from workbench.errors import WorkbenchError
 from workbench.figures.export import read_table, save_figures
 from workbench.figures.style import NEUTRAL, TEXT, color, style_figure
 
-__all__ = ["build_compare_figures", "cosine_by_depth", "delta_vs_cosine_models",
+__all__ = ["build_compare_figures", "plot_cosine_by_depth", "plot_delta_vs_cosine_models",
            "render_compare_figures"]
 
 def _colors(models: list[str]) -> dict[str, str]:
     return {m: color(i) for i, m in enumerate(models)}
 
 
-def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
+def plot_delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
     """Points: the fitted rows of every model; lines: per-model and pooled fits, in range."""
     x_name = ("projection" if "projection" in rows.columns and rows["projection"].notna().any()
               else "cosine")
@@ -84,7 +85,7 @@ def delta_vs_cosine_models(rows: pd.DataFrame, fits: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def cosine_by_depth(geometry: pd.DataFrame) -> go.Figure:
+def plot_cosine_by_depth(geometry: pd.DataFrame) -> go.Figure:
     """One line per model x behaviour: cosine with the refusal direction by relative depth."""
     missing = [c for c in ("model", "behaviour", "relative_depth", "cosine")
                if c not in geometry.columns]
@@ -125,13 +126,28 @@ def build_compare_figures(out_dir: str | os.PathLike) -> dict[str, go.Figure]:
     table, fits = read_table(out / "compare.csv"), read_table(out / "fits.csv")
     if table is None or fits is None:
         raise WorkbenchError(f"{out} has no compare.csv / fits.csv; run `workbench compare` first")
-    figs = {"delta_vs_cosine_models": delta_vs_cosine_models(fit_rows(table), fits)}
+    figs = {"delta_vs_cosine_models": plot_delta_vs_cosine_models(fit_rows(table), fits)}
     geometry = read_table(out / "geometry.csv")
     if geometry is not None:
-        figs["cosine_by_depth"] = cosine_by_depth(geometry)
+        figs["cosine_by_depth"] = plot_cosine_by_depth(geometry)
     return figs
 
 
 def render_compare_figures(out_dir: str | os.PathLike, png: bool = True) -> list[Path]:
     """Write ``out_dir/figures/<name>.html`` (+ ``.png``)."""
     return save_figures(build_compare_figures(out_dir), Path(out_dir) / "figures", png=png)
+
+
+# The figure functions' names before they became ``plot_*``: importable for one release.
+_RENAMED = {old: f"plot_{old}" for old in (
+    "delta_vs_cosine_models", "cosine_by_depth")}
+
+
+def __getattr__(name: str):
+    """An old figure name (e.g. ``delta_vs_cosine_models``) gives its ``plot_*`` function, with a
+    DeprecationWarning."""
+    if name in _RENAMED:
+        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

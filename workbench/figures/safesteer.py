@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import os
 from pathlib import Path
 
@@ -30,9 +31,9 @@ from workbench.figures.style import (
     style_figure,
 )
 
-__all__ = ["SAFESTEER_FIGURE_INPUTS", "build_safesteer_figures", "category_metrics",
-           "neuron_selectivity", "render_safesteer_figures", "safety_quality_tradeoff",
-           "vector_cosines"]
+__all__ = ["SAFESTEER_FIGURE_INPUTS", "build_safesteer_figures", "plot_category_metrics",
+           "plot_neuron_selectivity", "render_safesteer_figures", "plot_safety_quality_tradeoff",
+           "plot_vector_cosines"]
 
 SAFESTEER_FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "neuron_selectivity": ("neuron_summary.csv",),
@@ -64,7 +65,7 @@ def _pick_layer(df: pd.DataFrame, layer: int | None) -> int | None:
     return layer if layer in layers else layers[0]
 
 
-def neuron_selectivity(summary: pd.DataFrame) -> go.Figure:
+def plot_neuron_selectivity(summary: pd.DataFrame) -> go.Figure:
     """Heatmaps (category x layer): mean Welch t of the top-k neurons, and its held-out value.
 
     Left: top-k ranked on all train texts. Right: top-k ranked on the discovery half, t measured
@@ -105,7 +106,7 @@ def _method_label(method: str, mult) -> str:
     return f"{method} ({what}={float(mult):g})"
 
 
-def category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figure:
+def plot_category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figure:
     """Per category: unsafe, refusal, relevance and ROUGE-L, unsteered vs each method and m.
 
     Held-out harmful prompts only, at one steering ``layer`` (default: the first).
@@ -151,7 +152,7 @@ def category_metrics(metrics: pd.DataFrame, layer: int | None = None) -> go.Figu
                         subtitle="held-out harmful prompts", top=34)
 
 
-def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
+def plot_safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
     """Unsafe/refusal rate (left) and quality (right) vs multiplier, pooled over categories.
 
     Uses the rows pooled over categories (``category = all``) where the run wrote them, else
@@ -216,7 +217,7 @@ def safety_quality_tradeoff(metrics: pd.DataFrame) -> go.Figure:
                         subtitle="mean over risk categories", top=34)
 
 
-def vector_cosines(geometry: pd.DataFrame, layer: int | None = None) -> go.Figure:
+def plot_vector_cosines(geometry: pd.DataFrame, layer: int | None = None) -> go.Figure:
     """Cosine matrices of the category vectors with each other and the refusal direction."""
     df = _require(geometry, ["kind", "layer", "a", "b", "cosine"], "geometry.csv")
     chosen = _pick_layer(df, layer)
@@ -264,15 +265,30 @@ def build_safesteer_figures(run_dir: str | os.PathLike) -> dict:
     layer = _steering_layer(run_dir)
     figs = {}
     if data["neuron_summary.csv"] is not None:
-        figs["neuron_selectivity"] = neuron_selectivity(data["neuron_summary.csv"])
+        figs["neuron_selectivity"] = plot_neuron_selectivity(data["neuron_summary.csv"])
     if data["metrics.csv"] is not None:
-        figs["category_metrics"] = category_metrics(data["metrics.csv"], layer)
-        figs["safety_quality_tradeoff"] = safety_quality_tradeoff(data["metrics.csv"])
+        figs["category_metrics"] = plot_category_metrics(data["metrics.csv"], layer)
+        figs["safety_quality_tradeoff"] = plot_safety_quality_tradeoff(data["metrics.csv"])
     if data["geometry.csv"] is not None:
-        figs["vector_cosines"] = vector_cosines(data["geometry.csv"], layer)
+        figs["vector_cosines"] = plot_vector_cosines(data["geometry.csv"], layer)
     return figs
 
 
 def render_safesteer_figures(run_dir: str | os.PathLike, png: bool = True) -> list[Path]:
     """Write ``run_dir/figures/<name>.html`` (+ ``.png``) for every figure the run supports."""
     return save_figures(build_safesteer_figures(run_dir), Path(run_dir) / "figures", png=png)
+
+
+# The figure functions' names before they became ``plot_*``: importable for one release.
+_RENAMED = {old: f"plot_{old}" for old in (
+    "neuron_selectivity", "category_metrics", "safety_quality_tradeoff", "vector_cosines")}
+
+
+def __getattr__(name: str):
+    """An old figure name (e.g. ``neuron_selectivity``) gives its ``plot_*`` function, with a
+    DeprecationWarning."""
+    if name in _RENAMED:
+        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,16 @@ __all__ = ["SteeringExplorer", "readout", "render_result_html", "steer_and_gener
 DEFAULT_PROMPT = "Give me three tips for staying focused while studying."
 
 
+def _tensor(v) -> Tensor:
+    """The ``[n_layers, d]`` tensor of a ``SteeringVector``, or ``v`` itself."""
+    return getattr(v, "tensor", v)
+
+
+def _direction(r) -> Tensor:
+    """The selected ``[d]`` direction of a ``RefusalDirection``, or ``r`` itself."""
+    return getattr(r, "direction", r)
+
+
 def steering_vector(
     vectors: Mapping[str, Tensor],
     behaviour: str,
@@ -51,12 +61,13 @@ def steering_vector(
     if behaviour not in vectors:
         raise WorkbenchError(f"no steering vector for behaviour {behaviour!r}; "
                              f"known: {', '.join(vectors) or 'none'}")
-    v = vectors[behaviour]
+    v = _tensor(vectors[behaviour])
     v = v[layer] if v.ndim == 2 else v
     if mitigate:
         if refusal_direction is None:
             raise WorkbenchError("mitigate=True needs a refusal direction to remove")
-        v = remove_projection(v.double(), refusal_direction.double().to(v.device))
+        r = _direction(refusal_direction)
+        v = remove_projection(v.double(), r.double().to(v.device))
     return v.float()
 
 
@@ -106,6 +117,7 @@ def steer_and_generate(
     skip recomputing the baseline. Returns a flat dict (see the module docstring).
     """
     layer = model.check_layer(int(layer))
+    refusal_direction = _direction(refusal_direction)
     model.check_vector(refusal_direction, "refusal direction")
     vector = steering_vector(vectors, behaviour, layer, refusal_direction, mitigate)
     model.check_vector(vector, f"steering vector {behaviour!r}")
@@ -196,8 +208,9 @@ class SteeringExplorer:
     Args:
         model: a :class:`workbench.WorkbenchModel`.
         vectors: behaviour name -> steering vector, ``[n_layers, d]`` (row per layer, e.g. a
-            CAA vector) or ``[d]`` (used at whichever layer is chosen).
-        refusal_direction: ``[d]``, the refusal direction (need not be unit norm).
+            CAA vector or a ``SteeringVector``) or ``[d]`` (used at whichever layer is chosen).
+        refusal_direction: ``[d]``, the refusal direction (need not be unit norm), or the
+            ``RefusalDirection`` of ``wb.refusal_direction`` (its selected direction).
         layer, coefficient, prompt, max_new_tokens: initial control values.
         coefficient_range: the coefficient slider's ``(min, max)``.
     """
@@ -219,6 +232,7 @@ class SteeringExplorer:
 
         if not vectors:
             raise WorkbenchError("no steering vectors given; pass {behaviour: vector}")
+        refusal_direction = _direction(refusal_direction)
         model.check_vector(refusal_direction, "refusal direction")
         self.model, self.vectors, self.refusal_direction = model, dict(vectors), refusal_direction
         self.positions = positions
