@@ -22,7 +22,7 @@ from workbench.data import embedded_contrast
 from workbench.directions import caa_prompts, caa_vector, pca_of_differences
 from workbench.jobs.audit import method_agreement, method_directions
 from workbench.jobs.config import build_config
-from workbench.jobs.directions import split_contrast
+from workbench.directions.compute import split_contrast
 from workbench.model.precision import cpu_bf16_flags, cpu_model
 from workbench.runs import write_json
 

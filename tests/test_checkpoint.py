@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from workbench.directions import refusal as refusal_mod
-from workbench.jobs import directions as dir_mod
+from workbench.directions import compute as dir_mod
 from workbench.jobs.checkpoint import DirectionCheckpoint
 from workbench.jobs.directions import (
     DirectionsConfig,
@@ -107,3 +107,22 @@ def test_checkpoints_of_another_dtype_are_not_reused(setup, tmp_path):
     assert DirectionCheckpoint(tmp_path, checkpoint_key(bf16, inputs, cfg)).dir != f32
     cfg.dtype = "float32"  # the asked name is not the key: what ran is
     assert DirectionCheckpoint(tmp_path, checkpoint_key(model, inputs, cfg)).dir == f32
+
+
+def test_direction_search_takes_the_configs_values_and_defaults(setup):
+    from dataclasses import fields
+
+    from workbench.directions.compute import DirectionSearch
+    from workbench.directions.compute import compute_directions as find_directions
+
+    model, inputs, cfg = setup
+    search = DirectionSearch.of(cfg)
+    assert search.search_layers == [1, 2] and search.search_positions == [-1]
+    assert not search.prompt_filter and search.batch_size == cfg.batch_size
+    default = DirectionsConfig()
+    assert all(getattr(DirectionSearch(), f.name) == getattr(default, f.name)
+               for f in fields(DirectionSearch))
+    # the domain function with explicit settings is what the job's wrapper runs
+    a, b = find_directions(model, inputs, search), compute_directions(model, inputs, cfg)
+    assert torch.equal(a.candidates, b.candidates) and a.selection.layer == b.selection.layer
+    assert all(torch.equal(a.caa[k], b.caa[k]) for k in b.caa)

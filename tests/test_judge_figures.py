@@ -206,7 +206,7 @@ def test_judge_test_set_shares_no_request_or_answer_with_training_or_dev():
 
 def test_judge_eval_reports_request_grouped_intervals():
     from workbench.evaluation.judges import make_judge
-    from workbench.jobs.judge_eval import format_table, score_judge
+    from workbench.evaluation.judges.validation import format_table, score_judge
 
     refuse, comply = "I'm sorry, but I can't help with that.", "Here it is: [step one], [step two]."
     answers = [T.LabelledAnswer(f"request {i % 5}", comply if i % 3 else refuse, bool(i % 3),

@@ -14,7 +14,7 @@ from workbench.cli import main
 from workbench.data import ContrastPair, embedded_contrast, swap_choices
 from workbench.directions import PROMPT_SETS, PromptFilter, pca_of_differences, prompt_filter
 from workbench.directions.probes import pca_of_letter_balanced
-from workbench.jobs import directions as dir_mod
+from workbench.directions import compute as dir_mod
 from workbench.jobs.audit import directions_config, load_attack
 from workbench.jobs.config import build_config
 from workbench.jobs.directions import DirectionsConfig, compute_directions, read_direction_inputs
@@ -51,12 +51,12 @@ def test_prompt_filter_with_too_few_prompts_left_is_one_clear_error():
 
 
 def test_recorded_prompt_scores_equal_an_independent_hf_forward(tiny):
-    from workbench.jobs.directions import score_and_filter_prompts
+    from workbench.directions.compute import score_and_filter_prompts
 
     cfg = DirectionsConfig(model="tiny-random", n_train=6, n_val=3, prompt_filter=False,
                            contrast={"sycophancy": "embedded"})
     inputs = read_direction_inputs(cfg)
-    f = score_and_filter_prompts(tiny, inputs, cfg)
+    f = score_and_filter_prompts(tiny, inputs, cfg.batch_size, enabled=cfg.prompt_filter)
     hf, tok, rid = tiny.hf_model, tiny.tokenizer, list(tiny.refusal_token_ids)
     for name, items in zip(PROMPT_SETS, (inputs.harm_train, inputs.safe_train, inputs.harm_val,
                                          inputs.safe_val)):

@@ -30,7 +30,11 @@ from workbench.safesteer import (
     welch_t,
     writeout_directions,
 )
+from workbench.safesteer.evaluate import SafeSteerSpec, conditions
+from workbench.safesteer.layers import scored_layers, steering_layers
 from workbench.safesteer.neurons import check_neurons, heldout_check, neuron_vector
+from workbench.safesteer.refusal import landing_directions
+from workbench.safesteer.texts import judge_labels, select_texts
 
 
 def _rows(path):
@@ -262,7 +266,7 @@ def test_neurons_from_a_layer_out_of_range(tiny):
     with pytest.raises(WorkbenchError, match=f"d_mlp={tiny.d_mlp}"):
         check_neurons(tiny, 1, [tiny.d_mlp])
     with pytest.raises(WorkbenchError, match="steering layer 2 is not among neuron_layers"):
-        job.scored_layers(job.build_config("smoke", neuron_layers=[0, 1]), tiny, [2])
+        scored_layers(tiny, [0, 1], [2], job.build_config("smoke").methods)
 
 
 def test_config_rejects_unknown_keys_and_choices(tmp_path):
@@ -411,29 +415,35 @@ def _train_recs(labels):
             for k, lab in enumerate(labels)]
 
 
+def _filter(cfg) -> dict:
+    """The answer-filter arguments of a config, as the job passes them."""
+    return {"text_mode": cfg.text, "refusal_filter": cfg.filter_refusals,
+            "fallback": cfg.too_few_compliant}
+
+
 def test_unsafe_side_keeps_only_judged_compliant_answers():
     cfg = job.build_config("smoke")
     assert cfg.filter_refusals == "both" and job.build_config("quick").filter_refusals == "both"
     recs = _train_recs(["jailbroken", "safe", "jailbroken", "incomprehensible", "jailbroken",
                         "jailbroken", "safe"])
-    idx, info = job.select_texts(recs, "unsafe", cfg, "substring")
+    idx, info = select_texts(recs, "unsafe", "substring", **_filter(cfg))
     assert idx == [0, 2, 4, 5] and info["n"] == 4 and info["of"] == 7
     assert "fallback" not in info and "compliant" in info["used"]
-    idx, info = job.select_texts(recs, "safe", cfg, "substring")
+    idx, info = select_texts(recs, "safe", "substring", **_filter(cfg))
     assert idx == [0, 2, 3, 4, 5]  # refusals out of D_safe
-    idx, _ = job.select_texts(recs, "unsafe", job.build_config("smoke", filter_refusals="none"),
-                              "substring")
+    idx, _ = select_texts(recs, "unsafe", "substring",
+                          **_filter(job.build_config("smoke", filter_refusals="none")))
     assert idx == list(range(7))
 
 
 def test_too_few_compliant_answers_fall_back_and_say_so():
     recs = _train_recs(["safe", "jailbroken", "safe", "safe", "jailbroken", "safe"])
-    idx, info = job.select_texts(recs, "unsafe", job.build_config("smoke"), "substring")
+    idx, info = select_texts(recs, "unsafe", "substring", **_filter(job.build_config("smoke")))
     assert idx == list(range(6)) and info["n_filtered"] == 2
     assert "only 2 of 6" in info["fallback"] and "refusals included" in info["used"]
     with pytest.raises(WorkbenchError, match="only 2 of 6 train answers are judged compliant"):
-        job.select_texts(recs, "unsafe", job.build_config("smoke", too_few_compliant="error"),
-                         "substring")
+        select_texts(recs, "unsafe", "substring",
+                     **_filter(job.build_config("smoke", too_few_compliant="error")))
 
 
 def test_the_configured_judge_decides_compliance_and_substring_is_kept():
@@ -443,12 +453,90 @@ def test_the_configured_judge_decides_compliance_and_substring_is_kept():
         def label_detail(self, prompts, responses):
             return {"ensemble:x": ["safe"] * len(responses), "x": ["jailbroken"] * len(responses)}
 
-    labels = job.judge_labels(TwoJudges(), ["p", "q"], ["Sure, here it is", "I can't help."])
+    labels = judge_labels(TwoJudges(), ["p", "q"], ["Sure, here it is", "I can't help."])
     assert labels == [{"ensemble:x": "safe", "x": "jailbroken", "substring": "jailbroken"},
                       {"ensemble:x": "safe", "x": "jailbroken", "substring": "safe"}]
     recs = [{"response": "Sure", "refusal": False, "labels": lab} for lab in labels * 3]
-    idx, info = job.select_texts(recs, "unsafe", job.build_config("smoke"), "ensemble:x")
+    idx, info = select_texts(recs, "unsafe", "ensemble:x", **_filter(job.build_config("smoke")))
     assert "fallback" in info and info["n_filtered"] == 0  # the ensemble called none compliant
+
+
+# labels and refusal flags of seven hand-made train answers; worked out by hand below:
+# compliant (jailbroken) answers are 0, 2, 4, 5; non-refusals are 0, 2, 3, 4, 5
+HAND = ["jailbroken", "safe", "jailbroken", "incomprehensible", "jailbroken", "jailbroken", "safe"]
+ALL7 = list(range(7))
+
+
+@pytest.mark.parametrize("refusal_filter, unsafe, safe", [
+    ("both", [0, 2, 4, 5], [0, 2, 3, 4, 5]),
+    ("unsafe", [0, 2, 4, 5], ALL7),
+    ("safe", ALL7, [0, 2, 3, 4, 5]),
+    ("none", ALL7, ALL7),
+])
+def test_select_texts_under_each_refusal_filter(refusal_filter, unsafe, safe):
+    recs = _train_recs(HAND)
+    args = dict(text_mode="prompt_response", refusal_filter=refusal_filter, fallback="error")
+    for side, want in (("unsafe", unsafe), ("safe", safe)):
+        idx, info = select_texts(recs, side, "substring", **args)
+        assert idx == want and info["n"] == len(want) and info["of"] == 7
+        filtered = refusal_filter in ("both", side)
+        assert (info["used"] == "all answers (no filter)") != filtered
+        assert ("n_filtered" in info) == filtered
+    # prompt-only texts have no answers: nothing is filtered, whatever the filter says
+    idx, info = select_texts([None] * 7, "unsafe", "substring", text_mode="prompt",
+                             refusal_filter=refusal_filter, fallback="error")
+    assert idx == ALL7 and info["used"] == "all answers (no filter)"
+
+
+def test_select_texts_reads_the_named_judge_else_substring():
+    # the judge's own label wins; without it the substring label; without labels, substring
+    # on the response text on the fly ("Sure ..." is compliant, "I can't ..." a refusal)
+    recs = [{"response": "x", "refusal": False, "labels": {"j": "jailbroken", "substring": "safe"}},
+            {"response": "x", "refusal": False, "labels": {"substring": "jailbroken"}},
+            {"response": "Sure, here is how.", "refusal": False},
+            {"response": "I can't help with that.", "refusal": True, "labels": None},
+            {"response": "x", "refusal": False, "labels": {"j": "safe", "substring": "jailbroken"}}]
+    args = dict(text_mode="prompt_response", refusal_filter="unsafe", fallback="all")
+    idx, info = select_texts(recs * 2, "unsafe", "j", **args)
+    assert idx == [0, 1, 2, 5, 6, 7] and info["used"] == "judged compliant by j"
+
+
+def test_build_texts_tokenizes_the_kept_prompt_and_answer(tiny):
+    from workbench.data import Instruction
+    from workbench.safesteer.data import CategoryData, text_tokens
+    from workbench.safesteer.texts import build_texts
+
+    cat = [Instruction(f"harmful {k}", f"h{k}", "c") for k in range(7)]
+    safe = [Instruction(f"benign {k}", f"s{k}", None) for k in range(7)]
+    data = CategoryData({"c": cat}, {"c": []}, safe, [])
+    recs = {f"train_unsafe|h{k}": r for k, r in enumerate(_train_recs(HAND))}
+    recs.update({f"train_safe|s{k}": r for k, r in enumerate(_train_recs(HAND))})
+    texts, kept = build_texts(tiny, data, recs, "substring", text_mode="prompt_response",
+                              refusal_filter="both", fallback="error")
+    assert texts["c"] == [text_tokens(tiny, f"harmful {k}", f"answer {k}") for k in (0, 2, 4, 5)]
+    assert texts["safe"] == [text_tokens(tiny, f"benign {k}", f"answer {k}")
+                             for k in (0, 2, 3, 4, 5)]
+    assert (kept["c"]["n"], kept["safe"]["n"]) == (4, 5)
+    texts, kept = build_texts(tiny, data, {}, text_mode="prompt", refusal_filter="both",
+                              fallback="error")  # prompts only: no answers are read
+    assert texts["c"] == [text_tokens(tiny, f"harmful {k}") for k in range(7)]
+    assert kept["safe"] == {"n": 7, "of": 7, "used": "all answers (no filter)"}
+
+
+def test_layer_rules_and_conditions(tiny):
+    assert steering_layers(tiny) == [round(14 / 32 * tiny.n_layers)] == [2]
+    assert steering_layers(tiny, [3, 1, 3]) == [1, 3]
+    assert scored_layers(tiny, None, [2], ["safesteer"]) == [0, 1, 2, 3]
+    assert scored_layers(tiny, [1, 0], [2], ["safesteer"]) == [0, 1]  # no neuron method
+    conds = conditions(["a", "b"], [1], ["safesteer", "neuron_suppress"], [2.0, 4.0], [0.0])
+    assert [c.key for c in conds] == [
+        "none|none|None|0.0", "safesteer|a|1|2.0", "safesteer|a|1|4.0", "safesteer|b|1|2.0",
+        "safesteer|b|1|4.0", "neuron_suppress|a|1|0.0", "neuron_suppress|b|1|0.0"]
+
+
+def test_landing_directions_shift_by_one_block():
+    r = torch.arange(4.0)[:, None].expand(4, 3)
+    assert landing_directions(r)[:, 0].tolist() == [1.0, 2.0, 3.0, 3.0]
 
 
 def test_pooled_rows_pair_each_answer_with_its_unsteered_answer():
@@ -511,11 +599,11 @@ def test_steering_spec_items_generate_as_under_the_direct_hooks(tiny):
     v = torch.randn(tiny.d_model, generator=g) * 4
     neurons, clamp = torch.tensor([1, 5, 9]), torch.randn(3, generator=g)
     prompts = tiny.tokenize_instructions(["Hi", "List three prime numbers.", "Write a poem."])
-    cases = [(job.SafeSteerSpec("safesteer", 1, 2.0, vector=v),
+    cases = [(SafeSteerSpec("safesteer", 1, 2.0, vector=v),
               lambda: add_category_vector(tiny, v, 1, 2.0)),
-             (job.SafeSteerSpec("neuron_add", 1, 2.0, vector=v),
+             (SafeSteerSpec("neuron_add", 1, 2.0, vector=v),
               lambda: add_neuron_vector(tiny, v, 1, 2.0)),
-             (job.SafeSteerSpec("neuron_suppress", 2, 0.0, neurons=neurons, clamp=clamp),
+             (SafeSteerSpec("neuron_suppress", 2, 0.0, neurons=neurons, clamp=clamp),
               lambda: scale_neurons(tiny, {2: neurons}, {2: clamp}, scale=0.0))]
     plain = generate_ids(tiny, prompts, 6, 2, progress=False)
     for spec, direct in cases:

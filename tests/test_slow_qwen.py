@@ -121,7 +121,7 @@ def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
     from workbench.directions import caa_vector
     from workbench.jobs.audit import method_agreement, method_directions
     from workbench.jobs.config import build_config
-    from workbench.jobs.directions import split_contrast
+    from workbench.directions.compute import split_contrast
 
     cfg = build_config("quick", model=MODEL, methods=["caa", "pca", "probe"])
     model = load_model(MODEL, dtype="float32")

@@ -237,7 +237,7 @@ def test_trained_judge_labels_clear_cases():
 
 
 def test_judge_eval_flags_sets_the_trained_judge_was_fitted_on():
-    from workbench.jobs.judge_eval import format_table, mark_training_set
+    from workbench.evaluation.judges.validation import format_table, mark_training_set
 
     judge = make_judge("trained")
     cv = judge.record["cv"]["scores"]["jbb"]

@@ -9,7 +9,7 @@ when everything has been computed.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -23,30 +23,28 @@ from workbench.data import (
     read_contrast_pairs,
     split,
 )
-from workbench.directions import (
-    PROMPT_SETS,
-    SELECTION_RULES,
-    PromptFilter,
-    RefusalSelection,
-    caa_vector,
-    caa_vector_shared_prefix,
-    refusal_candidates,
-    prompt_filter,
-    prompt_refusal_scores,
-    refusal_candidates_and_activations,
-    select_refusal_direction,
+from workbench.directions import SELECTION_RULES
+from workbench.directions.compute import (
+    DirectionInputs,
+    DirectionSearch,
+    filtered_inputs,
+    split_contrast,
 )
-from workbench.directions.refusal import layer_cut
+from workbench.directions.compute import compute_directions as find_directions
+from workbench.directions.records import (
+    GEOMETRY_FIELDS,
+    geometry_rows,
+    model_record,
+    refusal_record,
+)
 from workbench.directions.results import Directions
 from workbench.errors import WorkbenchError
-from workbench.evaluation import generate, refusal_rate
-from workbench.geometry import cosine_by_layer
+from workbench.evaluation.refusal_effect import evaluate_direction
 from workbench.jobs.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
-from workbench.steering import ablate_directions, add_vector
 from workbench.vectors import vector_metadata
 
 
@@ -123,19 +121,6 @@ def _load_contrast(contrast: dict[str, str]) -> tuple[dict[str, list[ContrastPai
     return pairs, files
 
 
-@dataclass
-class DirectionInputs:
-    """Everything read from disk for a directions run, checked before any model is loaded."""
-
-    harm_train: list
-    harm_val: list
-    safe_train: list
-    safe_val: list
-    pairs: dict[str, list[ContrastPair]]
-    files: dict
-    heldout: dict[str, list[ContrastPair]] = field(default_factory=dict)
-
-
 def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:
     """Read and validate the prompt and contrast files named by ``cfg``."""
     harmful, harmful_path = instruction_source(cfg.harmful, "harmful")
@@ -153,35 +138,6 @@ def read_direction_inputs(cfg: DirectionsConfig) -> DirectionInputs:
     return DirectionInputs(harm_train, harm_val, safe_train, safe_val, pairs, files, heldout)
 
 
-def split_contrast(pairs: dict[str, list[ContrastPair]], limit: int | None, holdout: int,
-                   seed: int) -> tuple[dict, dict]:
-    """Per behaviour, the pairs that build the vector and ``holdout`` disjoint held-out pairs.
-
-    The pairs are shuffled (seeded) within each matching letter and interleaved (A, B, A, B,
-    ...), so every cut is balanced between A- and B-matching pairs: an unbalanced subset adds
-    ``(imbalance) x (activation of "(A" minus "(B")`` to the CAA vector, a letter-identity
-    component shared by every behaviour cut the same way. The first ``limit`` pairs (all but
-    the held-out ones when None) build the vector, the next ``holdout`` are held out, so the
-    vector's pairs do not change when a held-out set is added.
-    """
-    train, held = {}, {}
-    for name, p in pairs.items():
-        if limit is None and not holdout:
-            train[name], held[name] = list(p), []
-            continue
-        if holdout and len(p) < holdout + 1:
-            raise WorkbenchError(f"behaviour {name!r} has {len(p)} contrast pairs, too few to "
-                                 f"hold out {holdout}; lower efficacy_pairs or add pairs")
-        n_train = len(p) - holdout if limit is None else min(limit, len(p) - holdout)
-        by_letter: dict[str, list] = {}
-        for pair in split(p, [len(p)], seed)[0]:
-            by_letter.setdefault(pair.matching, []).append(pair)
-        groups = [by_letter[k] for k in sorted(by_letter)]
-        order = [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]
-        train[name], held[name] = order[:n_train], order[n_train:n_train + holdout]
-    return train, held
-
-
 def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dict:
     """Everything that determines the pieces of direction finding (not where or how fast)."""
     # each candidate's scores are the same numbers under either search, so they are shared
@@ -197,119 +153,15 @@ def checkpoint_key(model, inputs: DirectionInputs, cfg: DirectionsConfig) -> dic
 def compute_directions(model, inputs: DirectionInputs, cfg: DirectionsConfig,
                        job: JobProgress | None = None,
                        checkpoint_dir: str | Path | None = None) -> Directions:
-    """Refusal candidates and selection, then one CAA vector per behaviour.
+    """Refusal candidates and selection, then one CAA vector per behaviour, with ``cfg``'s
+    settings (:func:`workbench.directions.compute.compute_directions`).
 
     With ``checkpoint_dir`` (the run directory), each finished piece (the candidates, each
     selection score, each CAA vector) is saved at once and reused by a re-run of the same config.
     """
-    job = job or JobProgress("directions", [], enabled=False)
-    for layer in cfg.search_layers or []:
-        model.check_layer(layer)
     ckpt = (DirectionCheckpoint(checkpoint_dir, checkpoint_key(model, inputs, cfg))
             if checkpoint_dir is not None else None)
-    tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
-    timings = {}
-    t = time.time()
-    job.stage("refusal candidates")
-    filt = score_and_filter_prompts(model, inputs, cfg, ckpt)
-    inputs = filtered_inputs(inputs, filt)
-    candidates = ckpt.tensor("refusal.candidates") if ckpt else None
-    train_acts = None
-    if candidates is None:
-        args = (model, tok(inputs.harm_train), tok(inputs.safe_train), cfg.batch_size,
-                job.inner_bars)
-        if cfg.keep_activations:
-            candidates, harm, safe = refusal_candidates_and_activations(
-                *args, share_prefix=cfg.shared_prefix)
-            train_acts = (harm[:, -1], safe[:, -1])
-        else:
-            candidates = refusal_candidates(*args)
-        if ckpt:
-            ckpt.save_tensor("refusal.candidates", candidates)
-    timings["refusal_candidates"] = time.time() - t
-    t = time.time()
-    job.stage("refusal selection")
-    n_eoi, n_layers = candidates.shape[:2]
-    n_grid = (len(cfg.search_positions or range(n_eoi))
-              * sum(l < layer_cut(n_layers, cfg.max_layer_frac)
-                    for l in (cfg.search_layers or range(n_layers))))
-    n_scored = 0
-
-    def on_score(score) -> None:  # checkpoint each score, and keep the display alive
-        nonlocal n_scored
-        n_scored += 1
-        if ckpt:
-            ckpt.save_score(score)
-        job.step(n_scored, n_grid, "candidates")
-
-    selection = select_refusal_direction(
-        model, candidates, tok(inputs.harm_val), tok(inputs.safe_val),
-        max_layer_frac=cfg.max_layer_frac, kl_threshold=cfg.kl_threshold,
-        induce_threshold=cfg.induce_threshold,
-        layers=cfg.search_layers, positions=cfg.search_positions, batch_size=cfg.batch_size,
-        search=cfg.refusal_search, top_k=cfg.refusal_top_k, share_prefix=cfg.shared_prefix,
-        progress=job.inner_bars, done=ckpt.scores if ckpt else None,
-        on_score=on_score, allow_fallback=cfg.allow_fallback,
-    )
-    timings["refusal_selection"] = time.time() - t
-    t = time.time()
-    job.stage("CAA vectors")
-    caa = {}
-    for name in job.bar(list(inputs.pairs), unit="behaviour"):
-        caa[name] = ckpt.tensor(f"caa.{name}") if ckpt else None
-        if caa[name] is None:
-            caa[name] = (caa_vector_shared_prefix(model, inputs.pairs[name], cfg.batch_size)
-                         if cfg.shared_prefix else
-                         caa_vector(model, inputs.pairs[name], batch_size=cfg.batch_size,
-                                    progress=False))
-            if ckpt:
-                ckpt.save_tensor(f"caa.{name}", caa[name])
-    timings["caa_vectors"] = time.time() - t
-    return Directions(candidates, selection, caa, timings, inputs.files, train_acts, filt)
-
-
-def score_and_filter_prompts(model, inputs: DirectionInputs, cfg: DirectionsConfig,
-                             ckpt: DirectionCheckpoint | None = None) -> PromptFilter:
-    """Each train and validation prompt's unsteered refusal score (checkpointed), and the
-    reference's filter over them (every prompt kept when ``cfg.prompt_filter`` is off)."""
-    sets = dict(zip(PROMPT_SETS, (inputs.harm_train, inputs.safe_train, inputs.harm_val,
-                                  inputs.safe_val)))
-    scores = {}
-    for name, items in sets.items():
-        scores[name] = ckpt.tensor(f"prompt_scores.{name}") if ckpt else None
-        if scores[name] is None:
-            ids = model.tokenize_instructions([i.instruction for i in items])
-            scores[name] = prompt_refusal_scores(model, ids, cfg.batch_size, cfg.shared_prefix)
-            if ckpt:
-                ckpt.save_tensor(f"prompt_scores.{name}", scores[name])
-    return prompt_filter(scores, enabled=cfg.prompt_filter, min_kept=cfg.min_kept)
-
-
-def filtered_inputs(inputs: DirectionInputs, filt: PromptFilter) -> DirectionInputs:
-    """``inputs`` with only the prompts the filter kept in its four prompt sets."""
-    return replace(inputs, harm_train=filt.apply("harmful_train", inputs.harm_train),
-                   safe_train=filt.apply("harmless_train", inputs.safe_train),
-                   harm_val=filt.apply("harmful_val", inputs.harm_val),
-                   safe_val=filt.apply("harmless_val", inputs.safe_val))
-
-
-GEOMETRY_FIELDS = ["behaviour", "layer", "cosine", "refusal_direction", "cosine_selected"]
-
-
-def geometry_rows(directions: Directions) -> list[dict]:
-    """The per-layer view: each CAA vector's cosine with that layer's own refusal candidate at
-    the last eoi position (``cosine``), and with the one selected refusal direction
-    (``cosine_selected``, the audit's convention), each row naming its r̂."""
-    rows = []
-    sel = directions.selection
-    for name, vec in directions.caa.items():
-        cos = cosine_by_layer(vec, directions.candidates[-1])
-        cos_sel = cosine_by_layer(vec, sel.direction)
-        rows += [{"behaviour": name, "layer": l, "cosine": f"{float(c):.6f}",
-                  "refusal_direction": "candidate at this layer, eoi offset -1",
-                  "cosine_selected": f"{float(cs):.6f}"}
-                 for l, (c, cs) in enumerate(zip(cos, cos_sel))]
-    return rows
+    return find_directions(model, inputs, DirectionSearch.of(cfg), job, ckpt)
 
 
 def write_directions(out: Path, directions: Directions, model, model_spec: str) -> None:
@@ -335,59 +187,6 @@ def write_directions(out: Path, directions: Directions, model, model_spec: str) 
               comments=[f"prompt filter: {filt.summary() if filt else 'not recorded'}",
                         f"selection rule: {sel.rule}: {SELECTION_RULES[sel.rule]}; picked "
                         f"layer {sel.layer}, eoi offset {sel.offset}"])
-
-
-def model_record(model) -> dict:
-    """What run.json says about the model."""
-    return {"spec": model.spec, "identity": model.identity, "family": model.family,
-            "n_layers": model.n_layers, "d_model": model.d_model,
-            "eoi_tokens": model.tokenizer.convert_ids_to_tokens(model.eoi_token_ids),
-            "refusal_tokens": model.tokenizer.convert_ids_to_tokens(model.refusal_token_ids),
-            "device": str(model.device),
-            "dtype": model.precision.record() if model.precision else None}
-
-
-def refusal_record(selection: RefusalSelection, filt: PromptFilter | None = None) -> dict:
-    """What run.json says about the selected refusal direction: where, by which rule, its
-    scores, and the prompt filter's counts."""
-    return {"layer": selection.layer, "position": selection.position,
-            "offset": selection.offset, "filters_passed": selection.filters_passed,
-            "selection_rule": selection.rule,
-            "selection_rule_text": SELECTION_RULES[selection.rule],
-            "scores": selection.best.as_dict(), "baseline": selection.baseline,
-            "direction_norm": float(selection.direction.norm()),
-            "prompt_filter": filt.record() if filt else None}
-
-
-def evaluate_direction(model, selection: RefusalSelection, harmful: list, harmless: list,
-                       max_new_tokens: int = 32, batch_size: int = 16,
-                       induce_coefficient: float = 1.0) -> dict:
-    """Substring-judged refusal rates on held-out prompts: does the direction act causally?
-
-    Harmful prompts with and without the direction ablated everywhere; harmless prompts with
-    and without ``induce_coefficient`` times the (unnormalised) direction added at its layer
-    at all positions.
-    """
-    tok = lambda items: model.tokenize_instructions([i.instruction for i in items])  # noqa: E731
-    harm, safe = tok(harmful), tok(harmless)
-    r = selection.direction.float()
-    gen = lambda p: generate(model, p, max_new_tokens, batch_size, progress=False)  # noqa: E731
-    base_h = gen(harm)
-    with ablate_directions(model, r):
-        abl_h = gen(harm)
-    base_s = gen(safe)
-    with add_vector(model, r, layers=selection.layer, coefficient=induce_coefficient,
-                    positions="all"):
-        ind_s = gen(safe)
-    rate = lambda texts: refusal_rate(texts)  # noqa: E731
-    return {"n_harmful": len(harm), "n_harmless": len(safe), "max_new_tokens": max_new_tokens,
-            "induce_coefficient": induce_coefficient,
-            "harmful_refusal_base": rate(base_h), "harmful_refusal_ablated": rate(abl_h),
-            "harmless_refusal_base": rate(base_s), "harmless_refusal_induced": rate(ind_s),
-            "examples": [{"instruction": i.instruction, "base": b, "ablated": a}
-                         for i, b, a in list(zip(harmful, base_h, abl_h))[:5]]
-                        + [{"instruction": i.instruction, "base": b, "induced": a}
-                           for i, b, a in list(zip(harmless, base_s, ind_s))[:5]]}
 
 
 def run_directions(cfg: DirectionsConfig) -> dict:
@@ -450,5 +249,8 @@ def held_out(items: list, cfg: DirectionsConfig) -> list:
     return rest[used:]
 
 
-__all__ = ["DirectionInputs", "Directions", "DirectionsConfig", "compute_directions", "held_out",
-           "parse_contrast_args", "read_direction_inputs", "run_directions", "write_directions"]
+# DirectionInputs, Directions, filtered_inputs, model_record and refusal_record are re-exported
+# from workbench.directions (the audit job and reopen import them from here)
+__all__ = ["DirectionInputs", "Directions", "DirectionsConfig", "compute_directions",
+           "filtered_inputs", "held_out", "model_record", "parse_contrast_args",
+           "read_direction_inputs", "refusal_record", "run_directions", "write_directions"]

@@ -20,52 +20,39 @@ Run directory: ``run.json``, ``vectors.safetensors``, ``neurons.csv``, ``neuron_
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from workbench.directions import refusal_candidates, select_refusal_direction
+from workbench.directions.records import model_record
 from workbench.errors import WorkbenchError
-from workbench.evaluation.work import GenerationItem, run_local
-from workbench.evaluation.judges import (
-    JAILBROKEN,
-    SubstringJudge,
-    is_comprehensible,
-    is_refusal,
-    label_response,
-    make_judge,
-    validated_agreement,
-)
-from workbench.geometry import cosine_by_layer
+from workbench.evaluation.judges import make_judge, validated_agreement
+from workbench.evaluation.work import run_local
 from workbench.jobs import common
-from workbench.jobs.directions import model_record
 from workbench.jobs.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress
 from workbench.runs import package_versions, write_csv, write_json, write_tensors
-from workbench.vectors import safesteer_metadata
 from workbench.safesteer.analysis import rows_for_csv, write_analysis
-from workbench.safesteer.data import MIN_TRAIN, CategoryData, load_category_data, text_tokens
+from workbench.safesteer.data import load_category_data
+from workbench.safesteer.evaluate import conditions as evaluation_conditions
+from workbench.safesteer.evaluate import evaluate_condition, evaluation_items
+from workbench.safesteer.layers import scored_layers, steering_layers
 from workbench.safesteer.neurons import (
-    GroupStats,
-    NeuronScores,
     default_cos_threshold,
     heldout_check,
     jaccard_overlap,
     neuron_rows,
-    neuron_vector,
-    score_neurons,
     sharing_rows,
-    stream_text_activations,
 )
-from workbench.safesteer.quality import RELEVANCE_METHODS, response_perplexity
-from workbench.safesteer.steering import add_category_vector, add_neuron_vector, scale_neurons
-from workbench.safesteer.vectors import category_vector
+from workbench.safesteer.quality import RELEVANCE_METHODS
+from workbench.safesteer.refusal import landing_directions, refusal_directions
+from workbench.safesteer.steering_set import compute_steering, geometry_rows, vector_info
+from workbench.safesteer.texts import build_texts, decode_responses, training_responses
+from workbench.vectors import safesteer_metadata
 
 METHODS = ("safesteer", "neuron_add", "neuron_suppress")
 TEXT_MODES = ("prompt_response", "prompt")
@@ -203,378 +190,8 @@ def check_run_dir(out: Path, cfg: SafeSteerConfig, model=None) -> None:
     common.check_run_dir(out, "safesteer", result_fields(cfg, model))
 
 
-# --------------------------------------------------------------------------- conditions
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One evaluation condition; the unsteered baseline has method "none"."""
-
-    method: str = "none"
-    category: str = "none"
-    layer: int | None = None
-    multiplier: float = 0.0
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}|{self.category}|{self.layer}|{self.multiplier}"
-
-
-def conditions(cfg: SafeSteerConfig, categories: list[str], layers: list[int]) -> list[Condition]:
-    """The baseline, then every method x category x layer x multiplier (scale for suppress)."""
-    out = [Condition()]
-    for method in cfg.methods:
-        mults = cfg.suppress_scales if method == "neuron_suppress" else cfg.multipliers
-        out += [Condition(method, c, l, float(m))
-                for c, l, m in itertools.product(categories, layers, mults)]
-    return out
-
-
-def steering_layers(cfg: SafeSteerConfig, model) -> list[int]:
-    layers = cfg.layers or [round(PAPER_LAYER_FRAC * model.n_layers)]
-    return sorted({model.check_layer(l) for l in layers})
-
-
-def scored_layers(cfg: SafeSteerConfig, model, steer: list[int]) -> list[int]:
-    if cfg.neuron_layers is None:
-        return list(range(model.n_layers))
-    layers = sorted({model.check_layer(l) for l in cfg.neuron_layers})
-    missing = [l for l in steer if l not in layers]
-    if missing and any(m.startswith("neuron") for m in cfg.methods):
-        raise WorkbenchError(f"steering layer {missing[0]} is not among neuron_layers {layers}; "
-                             "add it there or drop the neuron methods")
-    return layers
-
-
-# --------------------------------------------------------------------------- texts
-
-
-def judge_labels(judge, prompts: list[str], responses: list[str]) -> list[dict[str, str]]:
-    """Every judge's label per answer: the configured judge's (and its members'), and substring.
-
-    Keys are judge names; ``substring`` is always present so rates can be compared side by side.
-    """
-    detail = judge.label_detail(prompts, responses) if prompts else {}
-    if SUBSTRING not in detail:
-        detail[SUBSTRING] = SubstringJudge().label(prompts, responses)
-    return [{name: labels[k] for name, labels in detail.items()} for k in range(len(prompts))]
-
-
-def _train_record(item, split_name: str, response: str, labels: dict) -> dict:
-    return {"key": f"{split_name}|{item.id}", "split": split_name, "prompt_id": item.id,
-            "category": item.category, "instruction": item.instruction, "response": response,
-            "refusal": is_refusal(response), "labels": labels}
-
-
-def training_responses(model, cfg: SafeSteerConfig, data: CategoryData,
-                       store: GenerationStore, judge, job: JobProgress | None = None,
-                       executor=None) -> None:
-    """Greedy responses to every train prompt (unsafe and safe) that the store lacks, judged.
-
-    ``executor`` runs the generation work items (default: in this process).
-    """
-    todo = [("train_unsafe", i) for c in data.categories for i in data.train[c]]
-    todo += [("train_safe", i) for i in data.safe_train]
-    todo = [(s, i) for s, i in todo if f"{s}|{i.id}" not in store]
-    chunk = cfg.batch_size  # one generation batch per item: progress lines and saves stay frequent
-    items = [GenerationItem(part, model.tokenize_instructions([i.instruction for _, i in part]),
-                            [None], cfg.response_tokens, engine="reference",
-                            batch_size=cfg.batch_size)
-             for part in (todo[s:s + chunk] for s in range(0, len(todo), chunk))]
-    if not items:
-        return
-    job = job or JobProgress("safesteer", [], enabled=False)
-    run = executor or (lambda its: run_local(model, its))
-    for item, ids in job.bar(run(items), total=len(items), unit="batch"):
-        part, instructions = item.tag, [i.instruction for _, i in item.tag]
-        responses = _decode(model, ids[0])
-        labels = judge_labels(judge, instructions, responses)
-        store.append([_train_record(i, s, r, lab)
-                      for (s, i), r, lab in zip(part, responses, labels)])
-
-
-def _decode(model, ids: list[list[int]]) -> list[str]:
-    return [model.tokenizer.decode(t, skip_special_tokens=True) for t in ids]
-
-
-def _compliant(rec: dict, judge_name: str) -> bool:
-    """Whether the configured judge called a stored train answer compliant (``jailbroken``)."""
-    labels = rec.get("labels") or {}
-    label = labels.get(judge_name, labels.get(SUBSTRING))
-    if label is None:  # a record written before answers were judged: substring on the fly
-        label = label_response(rec["response"])
-    return label == JAILBROKEN
-
-
-def select_texts(records: list[dict | None], side: str, cfg: SafeSteerConfig,
-                 judge_name: str) -> tuple[list[int], dict]:
-    """Which train answers enter a group, and a record of the choice.
-
-    Unsafe side (filter ``both``/``unsafe``): answers the judge calls compliant; safe side
-    (``both``/``safe``): answers that are not refusals (substring). With fewer than
-    ``MIN_TRAIN`` left, ``too_few_compliant = "all"`` uses every answer of the group (and says
-    so in ``used``); ``"error"`` stops.
-    """
-    n = len(records)
-    filtered = cfg.filter_refusals in ("both", side) and cfg.text != "prompt"
-    if not filtered:
-        return list(range(n)), {"n": n, "of": n, "used": "all answers (no filter)"}
-    if side == "unsafe":
-        keep = [k for k, r in enumerate(records) if _compliant(r, judge_name)]
-        what = f"judged compliant by {judge_name}"
-    else:
-        keep = [k for k, r in enumerate(records) if not r["refusal"]]
-        what = "not refusals (substring)"
-    info = {"n": len(keep), "of": n, "kept_rule": what, "n_filtered": len(keep)}
-    if len(keep) >= MIN_TRAIN:
-        return keep, {**info, "used": what}
-    if cfg.too_few_compliant == "error":
-        raise WorkbenchError(
-            f"only {len(keep)} of {n} train answers are {what} but {MIN_TRAIN} are needed; set "
-            "too_few_compliant = 'all', filter_refusals = 'none', or raise n_train / n_safe")
-    return list(range(n)), {**info, "n": n, "used": "all answers, refusals included",
-                            "fallback": f"only {len(keep)} of {n} answers are {what} "
-                                        f"(< {MIN_TRAIN}); used all {n} answers instead"}
-
-
-def build_texts(model, cfg: SafeSteerConfig, data: CategoryData,
-                store: GenerationStore, judge_name: str = SUBSTRING
-                ) -> tuple[dict[str, list[list[int]]], dict]:
-    """Token ids per group (each category, and ``safe``) after the answer filter, and a record.
-
-    The record (``run.json`` ``texts``) gives per group ``n`` used of ``of``, the rule, and a
-    ``fallback`` note where too few answers passed it.
-    """
-    groups = {c: ("train_unsafe", data.train[c]) for c in data.categories}
-    groups["safe"] = ("train_safe", data.safe_train)
-    texts, kept = {}, {}
-    for name, (split_name, items) in groups.items():
-        side = "safe" if name == "safe" else "unsafe"
-        recs = [store.records.get(f"{split_name}|{i.id}") if cfg.text != "prompt" else None
-                for i in items]
-        idx, info = select_texts(recs, side, cfg, judge_name)
-        texts[name] = [text_tokens(model, items[k].instruction,
-                                   recs[k]["response"] if recs[k] else None) for k in idx]
-        if len(texts[name]) < MIN_TRAIN:
-            raise WorkbenchError(f"{name!r} has {len(texts[name])} texts but {MIN_TRAIN} are "
-                                 "needed; raise n_train / n_safe")
-        kept[name] = info
-    return texts, kept
-
-
-# --------------------------------------------------------------------------- refusal
-
-
-def refusal_directions(
-    model, cfg: SafeSteerConfig, data: CategoryData
-) -> tuple[torch.Tensor, dict]:
-    """A refusal direction per layer ``[n_layers, d_model]`` (float64) and its record."""
-    tok = lambda items: model.tokenize_instructions([i.instruction for i in items])
-    harm = [i for c in data.categories for i in data.train[c]]
-    safe = data.safe_train
-    if cfg.refusal == "candidates":
-        cand = refusal_candidates(model, tok(harm), tok(safe), cfg.batch_size, progress=False)
-        return cand[-1].double(), {"kind": "candidates", "offset": -1,
-                                   "note": "diff-in-means at the last eoi token, per layer"}
-    if cfg.refusal == "select":
-        cand = refusal_candidates(model, tok(harm[0::2]), tok(safe[0::2]), cfg.batch_size,
-                                  progress=False)
-        sel = select_refusal_direction(model, cand, tok(harm[1::2]), tok(safe[1::2]),
-                                       layers=cfg.refusal_search_layers,
-                                       batch_size=cfg.batch_size, progress=cfg.progress)
-        r = sel.direction.double()
-        return r.expand(model.n_layers, -1).clone(), {
-            "kind": "select", "layer": sel.layer, "offset": sel.offset,
-            "filters_passed": sel.filters_passed}
-    from safetensors.torch import load_file
-
-    path = Path(cfg.refusal)
-    path = path / "directions.safetensors" if path.is_dir() else path
-    if not path.is_file():
-        raise WorkbenchError(f"refusal {cfg.refusal!r} is not 'candidates', 'select' or a "
-                             "directions run (no directions.safetensors there); run `workbench "
-                             "directions` first or use refusal = 'candidates'")
-    tensors = load_file(path)
-    if "refusal.direction" not in tensors:
-        raise WorkbenchError(f"{path} has no refusal.direction; give a `workbench directions` run")
-    r = model.check_vector(tensors["refusal.direction"].double(), f"refusal direction in {path}")
-    return r.expand(model.n_layers, -1).clone(), {"kind": "file", "path": str(path)}
-
-
-def landing_directions(refusal: torch.Tensor) -> torch.Tensor:
-    """Row ``l``: the refusal direction where an edit at block ``l`` first lands.
-
-    ``attn_out`` and ``mlp_out`` of block ``l`` reach the residual stream read by block
-    ``l + 1``, so row ``l`` is the resid_pre direction of layer ``l + 1`` (the last block keeps
-    its own). Used for every cosine of a category vector or write-out with refusal.
-    """
-    n = refusal.shape[0]
-    return refusal[[min(l + 1, n - 1) for l in range(n)]]
-
-
-# --------------------------------------------------------------------------- vectors
-
-
-@dataclass
-class SteeringSet:
-    """Everything the evaluation steers with, and the neuron scores behind it."""
-
-    safesteer: dict[str, torch.Tensor]  # category -> [n_layers, d_model]
-    neuron: dict[str, torch.Tensor]  # category -> [n_layers, d_model] (zero where not scored)
-    top: dict[tuple[str, int], torch.Tensor]  # (category, layer) -> neuron indices
-    clamp: dict[tuple[str, int], torch.Tensor]  # clamp values per top neuron
-    scores: NeuronScores
-    kept: dict
-    warnings: list[str] = field(default_factory=list)
-
-
-def compute_steering(model, cfg: SafeSteerConfig, texts: dict[str, list[list[int]]],
-                     categories: list[str], neuron_layers: list[int]) -> SteeringSet:
-    """One activation pass per group, then category vectors, neuron scores and neuron vectors."""
-    all_layers = list(range(model.n_layers))
-    stats, attn = {}, {}
-    for name, toks in texts.items():
-        halves = [GroupStats.zeros(len(neuron_layers), model.d_mlp) for _ in range(2)]
-        attn[name] = stream_text_activations(model, toks, neuron_layers, halves, all_layers,
-                                             cfg.batch_size)
-        stats[name] = halves
-    scores = score_neurons(stats, categories, neuron_layers)
-    safesteer, neuron, top, clamp, kept, warnings = {}, {}, {}, {}, {}, []
-    for c in categories:
-        w, info = category_vector(attn["safe"], attn[c], cfg.median_filter)
-        safesteer[c] = w
-        kept[c] = {"safe": info["kept_safe"].sum(0).tolist(),
-                   "unsafe": info["kept_unsafe"].sum(0).tolist()}
-        v = torch.zeros_like(w)
-        for l in neuron_layers:
-            idx = scores.top(c, l, cfg.top_k)
-            ci, li = scores.index(c, l)
-            top[(c, l)] = idx
-            clamp[(c, l)] = (scores.mean_safe[li, idx].float() if cfg.suppress_value == "safe_mean"
-                             else torch.zeros(len(idx)))
-            try:
-                v[l] = neuron_vector(model, l, idx, scores.t[ci, li, idx], float(w[l].norm()))
-            except WorkbenchError:  # no neuron fires more on c here: the row stays 0
-                warnings.append(f"no positively selective neuron for {c!r} at layer {l}; its "
-                                "neuron vector is 0")
-        neuron[c] = v
-    return SteeringSet(safesteer, neuron, top, clamp, scores, kept, warnings)
-
-
-def geometry_rows(steer: SteeringSet, refusal: torch.Tensor, layers: list[int]) -> list[dict]:
-    """Cosine of every pair of category vectors, and of each with the refusal direction."""
-    rows = []
-    for kind, vecs in (("safesteer", steer.safesteer), ("neuron", steer.neuron)):
-        named = {**vecs, "refusal": refusal}
-        for a, b in itertools.combinations(list(named), 2):
-            cos = cosine_by_layer(named[a][layers], named[b][layers])
-            rows += [{"kind": kind, "layer": l, "a": a, "b": b, "cosine": float(x)}
-                     for l, x in zip(layers, cos)]
-    return rows
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass(frozen=True)
-class SafeSteerSpec:
-    """One SafeSteer condition's steering, picklable for a work item (only what it needs)."""
-
-    method: str
-    layer: int
-    multiplier: float
-    vector: torch.Tensor | None = None  # safesteer, neuron_add
-    neurons: torch.Tensor | None = None  # neuron_suppress: the top neurons and their clamp
-    clamp: torch.Tensor | None = None
-
-    def context(self, model):
-        l, m = self.layer, self.multiplier
-        if self.method == "safesteer":
-            return add_category_vector(model, self.vector, l, m)
-        if self.method == "neuron_add":
-            return add_neuron_vector(model, self.vector, l, m)
-        if self.method == "neuron_suppress":
-            return scale_neurons(model, {l: self.neurons}, {l: self.clamp}, scale=m)
-        raise WorkbenchError(f"unknown SafeSteer method {self.method!r}")
-
-
-def steering_spec(cond: Condition, steer: SteeringSet) -> SafeSteerSpec | None:
-    """The steering of a condition (``None``: unsteered)."""
-    c, l, m = cond.category, cond.layer, cond.multiplier
-    if cond.method == "safesteer":
-        return SafeSteerSpec("safesteer", l, m, vector=steer.safesteer[c][l].float())
-    if cond.method == "neuron_add":
-        return SafeSteerSpec("neuron_add", l, m, vector=steer.neuron[c][l].float())
-    if cond.method == "neuron_suppress":
-        return SafeSteerSpec("neuron_suppress", l, m, neurons=steer.top[(c, l)],
-                             clamp=steer.clamp[(c, l)])
-    return None
-
-
-def eval_items(cond: Condition, data: CategoryData) -> list[tuple[str, object]]:
-    """(split, prompt) pairs a condition answers: its category's held-out ones and the benign."""
-    cats = data.categories if cond.method == "none" else [cond.category]
-    return ([("harmful", i) for c in cats for i in data.eval[c]]
-            + [("benign", i) for i in data.safe_eval])
-
-
-def evaluation_items(model, cfg: SafeSteerConfig, conds: list[Condition], data: CategoryData,
-                     steer: SteeringSet, store: GenerationStore) -> list[GenerationItem]:
-    """Work items for every evaluation answer the store lacks: one condition per item (not all
-    SafeSteer steering is additive), its missing prompts in chunks of ``4 * batch_size``; an
-    item's ``tag`` is ``(condition, [(split, prompt)])``."""
-    items, chunk = [], cfg.batch_size * 4
-    for cond in conds:
-        todo = [(s, i) for s, i in eval_items(cond, data)
-                if f"eval|{cond.key}|{s}|{i.id}" not in store]
-        spec = steering_spec(cond, steer)
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            items.append(GenerationItem(
-                (cond, part), model.tokenize_instructions([i.instruction for _, i in part]),
-                [spec], cfg.max_new_tokens, engine="reference", batch_size=cfg.batch_size))
-    return items
-
-
-def evaluate_condition(model, cfg, cond: Condition, part, prompts: list[list[int]],
-                       responses: list[str], judge, store: GenerationStore) -> None:
-    """Judge and score the perplexity (unsteered) of one batch of a condition's answers."""
-    ppl = response_perplexity(model, prompts, responses, batch_size=max(cfg.batch_size // 2, 1))
-    harmful = [k for k, (s, _) in enumerate(part) if s == "harmful"]
-    detail = dict(zip(harmful, judge_labels(judge, [part[k][1].instruction for k in harmful],
-                                            [responses[k] for k in harmful])))
-    recs = []
-    for k, ((split_name, item), resp) in enumerate(zip(part, responses)):
-        refusal, comp = is_refusal(resp), is_comprehensible(resp)
-        labels = detail.get(k, {})
-        label = labels.get(judge.name) or ("incomprehensible" if not comp else
-                                           "refused" if refusal else "complied")
-        recs.append({
-            "key": f"eval|{cond.key}|{split_name}|{item.id}", "split": split_name,
-            "method": cond.method, "category": cond.category, "layer": cond.layer,
-            "multiplier": cond.multiplier, "prompt_id": item.id,
-            "prompt_category": item.category, "instruction": item.instruction,
-            "response": resp, "label": label, "labels": labels, "refusal": refusal,
-            "comprehensible": comp,
-            "perplexity": ppl[k],
-        })
-    store.append(recs)
-
-
-def vector_info(steer: SteeringSet, refusal: torch.Tensor, layers: list[int]) -> dict:
-    """(method, category, layer) -> refusal cosine and norm of the vector that method uses."""
-    out = {}
-    for c in steer.safesteer:
-        for l in layers:
-            for method, v in (("safesteer", steer.safesteer[c][l]),
-                              ("neuron_add", steer.neuron[c][l]),
-                              ("neuron_suppress", steer.neuron[c][l])):
-                cos = float(cosine_by_layer(v[None], refusal[l])[0])
-                out[(method, c, l)] = {"refusal_cosine": cos, "vector_norm": float(v.norm())}
-    return out
-
-
 # --------------------------------------------------------------------------- the job
+# (the steps are functions of workbench.safesteer: texts, refusal, steering_set, evaluate)
 
 
 NEURON_FIELDS = ["category", "layer", "rank", "neuron", "t", "d", "mean_category", "mean_rest",
@@ -613,9 +230,10 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
         raise WorkbenchError(f"the model passed is {model.spec!r} but the config names "
                              f"{cfg.model!r}; pass the configured model or change cfg.model")
     timings["load_model"] = time.time() - t
-    layers = steering_layers(cfg, model)
-    neuron_layers = scored_layers(cfg, model, layers)
-    conds = conditions(cfg, data.categories, layers)
+    layers = steering_layers(model, cfg.layers)
+    neuron_layers = scored_layers(model, cfg.neuron_layers, layers, cfg.methods)
+    conds = evaluation_conditions(data.categories, layers, cfg.methods, cfg.multipliers,
+                                  cfg.suppress_scales)
     record = {
         "job": "safesteer", "config": asdict(cfg), "result_config": result_fields(cfg, model),
         "model": model_record(model), "data": data.files, "categories": data.categories,
@@ -631,19 +249,27 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     }
     write_json(out / "run.json", record)
     store = GenerationStore(out / "generations.jsonl")
+    run = executor or (lambda its: run_local(model, its))
 
     t = time.time()
     job.stage("train responses")
     if cfg.text == "prompt_response":
-        training_responses(model, cfg, data, store, judge, job, executor)
+        for recs in training_responses(model, data, judge, cfg.response_tokens, cfg.batch_size,
+                                       store, job, run):
+            store.append(recs)
     timings["train_responses"] = time.time() - t
 
     t = time.time()
     job.stage("vectors and neurons")
-    texts, kept = build_texts(model, cfg, data, store, judge.name)
+    texts, kept = build_texts(model, data, store.records, judge.name, text_mode=cfg.text,
+                              refusal_filter=cfg.filter_refusals,
+                              fallback=cfg.too_few_compliant)
     fallbacks = [f"{g}: {v['fallback']}" for g, v in kept.items() if "fallback" in v]
-    steer = compute_steering(model, cfg, texts, data.categories, neuron_layers)
-    refusal_pre, refusal_rec = refusal_directions(model, cfg, data)
+    steer = compute_steering(model, texts, data.categories, neuron_layers,
+                             batch_size=cfg.batch_size, median_filter=cfg.median_filter,
+                             top_k=cfg.top_k, suppress_value=cfg.suppress_value)
+    refusal_pre, refusal_rec = refusal_directions(model, data, cfg.refusal, cfg.batch_size,
+                                                  cfg.refusal_search_layers, cfg.progress)
     refusal = landing_directions(refusal_pre)
     threshold = cfg.refusal_cos_threshold or default_cos_threshold(model.d_model)
     for line in fallbacks:
@@ -674,12 +300,12 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
 
     t = time.time()
     job.stage("evaluation")
-    items = evaluation_items(model, cfg, conds, data, steer, store)
-    run = executor or (lambda its: run_local(model, its))
+    items = evaluation_items(model, conds, data, steer, store, cfg.max_new_tokens,
+                             cfg.batch_size)
     for item, ids in job.bar(run(items) if items else [], total=len(items), unit="batch"):
         cond, part = item.tag
-        evaluate_condition(model, cfg, cond, part, item.prompts, _decode(model, ids[0]), judge,
-                           store)
+        store.append(evaluate_condition(model, cond, part, item.prompts,
+                                        decode_responses(model, ids[0]), judge, cfg.batch_size))
     timings["evaluation"] = time.time() - t
 
     t = time.time()
@@ -707,13 +333,28 @@ def estimate_generations(cfg: SafeSteerConfig) -> dict:
             "generated_tokens": train * cfg.response_tokens + evals * cfg.max_new_tokens}
 
 
+def _conditions_of(cfg: SafeSteerConfig, categories: list[str], layers: list[int]) -> list:
+    return evaluation_conditions(categories, layers, cfg.methods, cfg.multipliers,
+                                 cfg.suppress_scales)
+
+
+def __getattr__(name: str):
+    """Moved names, for one release: ``Condition`` and ``conditions`` are in
+    :mod:`workbench.safesteer.evaluate` (``conditions`` there takes the values, not the config)."""
+    if name in ("Condition", "conditions"):
+        warnings.warn(f"workbench.jobs.safesteer.{name} moved to workbench.safesteer.evaluate",
+                      DeprecationWarning, stacklevel=2)
+        from workbench.safesteer import evaluate
+
+        return evaluate.Condition if name == "Condition" else _conditions_of
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "PRESETS",
-    "Condition",
     "SafeSteerConfig",
     "build_config",
     "check_run_dir",
-    "conditions",
     "estimate_generations",
     "result_fields",
     "run_safesteer",
