@@ -29,6 +29,7 @@ from workbench.figures.style import (
     layer_axis,
     style_figure,
 )
+from workbench.report import num
 
 __all__ = ["SAFESTEER_FIGURE_INPUTS", "build_safesteer_figures", "category_metrics",
            "neuron_selectivity", "render_safesteer_figures", "safety_quality_tradeoff",
@@ -53,8 +54,7 @@ def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
 
 
 def _n(x, spec: str = ".3g") -> str:
-    missing = x is None or (isinstance(x, float) and math.isnan(x))
-    return "—" if missing else format(float(x), spec)
+    return num(x, spec, signed_zero=True)
 
 
 def _pick_layer(df: pd.DataFrame, layer: int | None) -> int | None:
