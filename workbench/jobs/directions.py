@@ -41,7 +41,7 @@ from workbench.directions.results import Directions
 from workbench.errors import WorkbenchError
 from workbench.evaluation import generate, refusal_rate
 from workbench.geometry import cosine_by_layer
-from workbench.jobs.checkpoint import DirectionCheckpoint
+from workbench.rundir.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress

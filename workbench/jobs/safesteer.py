@@ -43,7 +43,7 @@ from workbench.evaluation.judges import (
 from workbench.geometry import cosine_by_layer
 from workbench.jobs import common
 from workbench.jobs.directions import model_record
-from workbench.jobs.store import GenerationStore
+from workbench.rundir.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress

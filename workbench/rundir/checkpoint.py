@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from workbench.directions import CandidateScore
+from workbench.directions.refusal import CandidateScore
 from workbench.runs import read_json, write_json, write_tensors
 
 
