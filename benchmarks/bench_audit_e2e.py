@@ -49,13 +49,9 @@ def near_tie_gaps(ref_dir: Path, keys: list[str], gens: dict[str, dict],
 
     from workbench import load_model
     from workbench.evaluation.generation import greedy_kwargs
-    from workbench.jobs.audit import (
-        Condition,
-        _saved_directions,
-        _steer,
-        steering_vectors,
-    )
+    from workbench.jobs.audit import caa_behaviours, steer_condition, steering_vectors
     from workbench.jobs.config import AuditConfig
+    from workbench.rundir import Condition, load_directions
 
     record = json.loads((ref_dir / "run.json").read_text())
     cfg = AuditConfig(**{k: v for k, v in record["config"].items()
@@ -63,7 +59,7 @@ def near_tie_gaps(ref_dir: Path, keys: list[str], gens: dict[str, dict],
     if cfg.methods != ["caa"] or cfg.mitigation != "direction":
         raise SystemExit("near-tie replay supports the caa method with direction mitigation")
     model = load_model(cfg.model, device=cfg.device)
-    directions = _saved_directions(ref_dir, cfg)
+    directions = load_directions(ref_dir, caa_behaviours(cfg))
     layers = record["steering_layers"]
     vectors = steering_vectors(cfg, directions, {(b, "caa"): v for b, v in directions.caa.items()},
                                None, layers)
@@ -75,7 +71,8 @@ def near_tie_gaps(ref_dir: Path, keys: list[str], gens: dict[str, dict],
                 else record["templates"][g["template"]].replace("{instruction}", g["instruction"]))
         prompt = model.tokenize_instructions([text])[0]
         ids, mask = model.pad([prompt])
-        with _steer(model, cfg, cond, vectors, g["coefficient_abs"]), torch.inference_mode():
+        with (steer_condition(model, cfg, cond, vectors, g["coefficient_abs"]),
+              torch.inference_mode()):
             res = model.hf_model.generate(input_ids=ids, attention_mask=mask, output_logits=True,
                                           return_dict_in_generate=True,
                                           **greedy_kwargs(model, cfg.max_new_tokens))

@@ -45,7 +45,8 @@ def main() -> None:
     from workbench.evaluation.templates import resolve_templates
     from workbench.jobs.audit import load_attack, load_benign
     from workbench.jobs.config import judge_spec
-    from workbench.jobs.reopen import reopen_audit, signed_scales, sweep_arguments
+    from workbench.jobs.reopen import reopen_audit
+    from sweep import signed_scales, sweep_arguments
     from workbench.steering import ablate_directions
 
     ap = sweep_arguments(__doc__.splitlines()[0], "0.125,0.25,0.375,0.5,0.75,1.0")

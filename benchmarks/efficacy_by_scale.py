@@ -21,7 +21,8 @@ def main() -> None:
     from workbench.evaluation.batched import condition_delta
     from workbench.evaluation.efficacy import ab_probabilities_conditions, paired_mean_delta
     from workbench.jobs.audit import caa_behaviours
-    from workbench.jobs.reopen import reopen_audit, signed_scales, sweep_arguments
+    from workbench.jobs.reopen import reopen_audit
+    from sweep import signed_scales, sweep_arguments
 
     args = sweep_arguments(__doc__.splitlines()[0], "0.03,0.1,0.25,0.5,1.0").parse_args()
     run = reopen_audit(args.run)

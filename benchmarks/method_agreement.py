@@ -4,7 +4,7 @@
         --out benchmarks/results/method_agreement_0.5b.json
 
 Uses the quick audit's pairs (40 letter-balanced training pairs per behaviour, seed 0) and the
-audit's own code (``method_directions``): ``pca`` (letter-balanced: each item plus its
+audit's own code (``method_vectors``): ``pca`` (letter-balanced: each item plus its
 choices-swapped twin), ``probe``, and, for comparison, the plain PCA of the differences that
 the audit used before (whose first component is the answer-letter axis).
 """
@@ -20,7 +20,7 @@ from workbench import load_model
 from workbench.activations import collect_activations
 from workbench.data import embedded_contrast
 from workbench.directions import caa_prompts, caa_vector, pca_of_differences
-from workbench.jobs.audit import method_agreement, method_directions
+from workbench.directions.method_vectors import method_agreement, method_vectors
 from workbench.jobs.config import build_config
 from workbench.directions.compute import split_contrast
 from workbench.model.precision import cpu_bf16_flags, cpu_model
@@ -44,7 +44,7 @@ def main() -> None:
     pairs, _ = split_contrast({b: embedded_contrast(b) for b in BEHAVIOURS}, cfg.caa_limit,
                               cfg.efficacy_pairs, cfg.seed)
     caa = {b: caa_vector(model, p, progress=False) for b, p in pairs.items()}
-    vecs = method_directions(model, cfg, pairs, caa, layers)
+    vecs = method_vectors(model, pairs, caa, layers, cfg.methods, cfg.seed, cfg.batch_size)
     flat = {(b, m, l, False): v[l] for (b, m), v in vecs.items() for l in layers}
     agree = method_agreement(flat)
     for b, p in pairs.items():  # the plain PCA, for comparison

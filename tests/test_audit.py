@@ -12,7 +12,7 @@ from workbench import WorkbenchError
 from workbench.cli import main
 from workbench.jobs.audit import run_audit
 from workbench.jobs.config import build_config
-from workbench.jobs.store import GenerationStore
+from workbench.rundir import GenerationStore
 
 
 def _rows(path):
@@ -361,8 +361,11 @@ def test_scale_sweep_benchmarks_run_on_a_finished_audit(smoke, tmp_path):
     import subprocess
     import sys
 
-    from workbench.jobs.reopen import signed_scales
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from sweep import signed_scales
+    finally:
+        sys.path.pop(0)
     assert signed_scales("0.5,1") == [-0.5, 0.5, -1.0, 1.0]
     root = Path(__file__).resolve().parents[1]
     calib, answers = tmp_path / "calib.csv", tmp_path / "answers.jsonl"
@@ -549,7 +552,7 @@ def _control_rows(d_minus, p_minus, r_minus, rp_minus, d_plus=-0.4, rec=1.0):
 ])
 def test_control_verdict_tells_steered_refusals_from_a_broken_pipeline(
         d_minus, p_minus, r_minus, rp_minus, status):
-    from workbench.jobs.analysis import control_verdicts
+    from workbench.analysis.tables import control_verdicts
 
     (v,) = control_verdicts(_control_rows(d_minus, p_minus, r_minus, rp_minus))
     assert v["status"] == status and v["passed"] == (status == "passed")
@@ -559,7 +562,7 @@ def test_control_verdict_tells_steered_refusals_from_a_broken_pipeline(
 
 
 def test_the_projection_check_fails_when_mitigation_leaves_part_of_the_direction():
-    from workbench.jobs.analysis import control_verdicts
+    from workbench.analysis.tables import control_verdicts
 
     rows = _control_rows(0.3, 0.001, -0.3, 0.001)
     rows[2]["vector_norm"] = 0.3  # a tenth of the 3.0 it started from

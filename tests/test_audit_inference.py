@@ -13,8 +13,10 @@ from workbench.directions import refusal_subspace
 from workbench.evaluation import inference
 from workbench.evaluation.stats import pooled_recovered_share
 from workbench.geometry import random_orthogonal_directions, remove_projection, remove_random_component
-from workbench.jobs.analysis import delta_rows, regression_rows
-from workbench.jobs.audit import Condition, condition_info, placebo_seed
+from workbench.analysis.tables import delta_rows, regression_rows
+from workbench.jobs.audit import condition_info
+from workbench.rundir import Condition
+from workbench.steering.mitigation import placebo_seed
 
 
 def test_placebo_directions_are_unit_orthogonal_and_seeded():

@@ -7,7 +7,7 @@ import torch
 
 from workbench.directions import refusal as refusal_mod
 from workbench.directions import compute as dir_mod
-from workbench.jobs.checkpoint import DirectionCheckpoint
+from workbench.rundir import DirectionCheckpoint
 from workbench.jobs.directions import (
     DirectionsConfig,
     checkpoint_key,

@@ -8,7 +8,7 @@ import pytest
 
 from workbench import WorkbenchError
 from workbench.evaluation.stats import adjust_pvalues
-from workbench.jobs.analysis import delta_rows
+from workbench.analysis.tables import delta_rows
 
 
 def _holm(p):

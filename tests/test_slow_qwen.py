@@ -119,7 +119,7 @@ def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
     from workbench import load_model
     from workbench.data import embedded_contrast
     from workbench.directions import caa_vector
-    from workbench.jobs.audit import method_agreement, method_directions
+    from workbench.directions.method_vectors import method_agreement, method_vectors
     from workbench.jobs.config import build_config
     from workbench.directions.compute import split_contrast
 
@@ -130,7 +130,7 @@ def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
     pairs, _ = split_contrast({b: embedded_contrast(b) for b in behaviours}, cfg.caa_limit,
                               cfg.efficacy_pairs, cfg.seed)
     caa = {b: caa_vector(model, p, progress=False) for b, p in pairs.items()}
-    vecs = method_directions(model, cfg, pairs, caa, [layer])
+    vecs = method_vectors(model, pairs, caa, [layer], cfg.methods, cfg.seed, cfg.batch_size)
     agree = method_agreement({(b, m, layer, False): v[layer] for (b, m), v in vecs.items()})
     print(agree)
     for b in behaviours:

@@ -2,7 +2,7 @@
 
 import json
 
-from workbench.jobs.store import GenerationStore
+from workbench.rundir import GenerationStore
 
 
 def _rec(i: int) -> dict:

@@ -184,7 +184,7 @@ def test_figures_on_a_missing_run_dir(tmp_path, capsys):
 
 
 def test_corrupt_generations_line_is_reported(tmp_path, capsys):
-    from workbench.jobs.store import GenerationStore
+    from workbench.rundir import GenerationStore
 
     path = tmp_path / "generations.jsonl"
     path.write_text('{"key": "a"}\n[1, 2]\n{"key": "b"}\n')

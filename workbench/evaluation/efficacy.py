@@ -24,7 +24,7 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation.scores import last_logprobs
 
 __all__ = ["ab_probabilities", "ab_probabilities_conditions", "letter_targets",
-           "paired_mean_delta"]
+           "paired_mean_delta", "steering_efficacy"]
 
 NAN = float("nan")
 
@@ -128,3 +128,38 @@ def paired_mean_delta(base: Sequence[float], steered: Sequence[float],
     ci = test.confidence_interval(1 - alpha)
     return {**out, "ci_low": float(ci.low), "ci_high": float(ci.high),
             "p_value": float(test.pvalue)}
+
+
+def steering_efficacy(model, items: Sequence[ContrastPair], steers: Sequence, positions: str = "eoi",
+                      batch_size: int = 16, engine: str = "batched") -> list[dict]:
+    """Per steering condition (a :class:`workbench.evaluation.work.Steer`), the paired change
+    in p(behaviour-matching A/B answer) on ``items`` against no steering
+    (:func:`paired_mean_delta`, as ``p_matching``, ``delta``, ``delta_ci_low`` ...), and the
+    A/B probability mass steered and unsteered (``ab_mass``, ``ab_mass_baseline``).
+
+    The batched engine reads every condition in shared batches (each prompt's prefix run once,
+    ``2 * batch_size`` rows); the reference engine runs one condition at a time under its hook.
+    """
+    from workbench.evaluation.batched import condition_delta, shares_prefix
+    from workbench.steering import add_vector
+
+    if engine == "batched" and shares_prefix(model, positions):
+        deltas = [{}] + [{s.layer: condition_delta(s.vector, s.coefficient)} for s in steers]
+        tables = ab_probabilities_conditions(model, items, deltas, positions, batch_size * 2)
+        base, steered = tables[0], tables[1:]
+    else:
+        base, steered = ab_probabilities(model, items, batch_size), []
+        for s in steers:
+            with add_vector(model, s.vector, layers=s.layer, coefficient=s.coefficient,
+                            positions=positions):
+                steered.append(ab_probabilities(model, items, batch_size))
+    rows = []
+    for steer_t in steered:
+        d = paired_mean_delta(base["p_matching_norm"], steer_t["p_matching_norm"])
+        rows.append({
+            "n": d["n"], "p_matching": d["mean_steered"], "p_matching_baseline": d["mean_base"],
+            "delta": d["delta"], "delta_ci_low": d["ci_low"], "delta_ci_high": d["ci_high"],
+            "p_value": d["p_value"], "sd_diff": d["sd_diff"], "mde": d["mde"],
+            "ab_mass": float((steer_t["p_matching"] + steer_t["p_not_matching"]).mean()),
+            "ab_mass_baseline": float((base["p_matching"] + base["p_not_matching"]).mean())})
+    return rows

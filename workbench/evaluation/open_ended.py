@@ -29,8 +29,8 @@ from jaxtyping import Float
 from workbench.data import ContrastPair
 from workbench.errors import WorkbenchError
 
-__all__ = ["BehaviourAxis", "axis_accuracy", "choice_texts", "fit_behaviour_axis",
-           "split_choices"]
+__all__ = ["BehaviourAxis", "OpenEnded", "axis_accuracy", "choice_texts", "fit_behaviour_axis",
+           "open_ended_efficacy", "split_choices"]
 
 _CHOICES = re.compile(r"\n\s*Choices:\s*\n", re.IGNORECASE)
 _OPTION = re.compile(r"^\s*\(([A-Za-z])\)\s*(.*\S)\s*$")
@@ -118,3 +118,63 @@ def axis_accuracy(axis: BehaviourAxis, matching: Float[np.ndarray, "n d"],
     """Share of items whose matching answer scores above its non-matching one (0.5: chance)."""
     s_m, s_n = axis.score(matching), axis.score(not_matching)
     return float(np.mean(s_m > s_n)) if len(s_m) else float("nan")
+
+
+@dataclass
+class OpenEnded:
+    """One behaviour's open-ended check: the questions, the answers and their axis scores
+    (unsteered first, then one list per steering condition), the axis accuracy, and per
+    condition the paired change of the score (``open_n``, ``open_delta``, ...)."""
+
+    questions: list[str]
+    answers: list[list[str]]
+    scores: list[Float[np.ndarray, " n"]]
+    accuracy: float
+    fields: list[dict]
+
+
+def open_ended_efficacy(model, train_pairs: Sequence[ContrastPair],
+                        heldout: Sequence[ContrastPair], steers: Sequence, encoder,
+                        max_new_tokens: int, positions: str = "eoi", engine: str = "batched",
+                        batch_size: int = 16, rows: int = 128, progress: bool = False
+                        ) -> OpenEnded:
+    """Ask the ``heldout`` questions without their choices, answer greedily unsteered and under
+    each steering condition (:class:`workbench.evaluation.work.Steer`), and score every answer
+    on the behaviour axis fitted on ``train_pairs``' choice texts (embedded by ``encoder``).
+
+    The batched engine answers every condition in shared batches of ``rows``; the reference
+    engine answers one condition at a time under its hook, ``batch_size`` prompts at a time.
+    """
+    from workbench.evaluation.batched import condition_delta, generate_conditions
+    from workbench.evaluation.efficacy import paired_mean_delta
+    from workbench.evaluation.generation import generate
+    from workbench.evaluation.judges.trained import embed_texts
+    from workbench.steering import add_vector
+
+    _, m_train, n_train = choice_texts(train_pairs)
+    stems, m_held, n_held = choice_texts(heldout)
+    axis = fit_behaviour_axis(embed_texts(m_train, encoder), embed_texts(n_train, encoder))
+    accuracy = axis_accuracy(axis, embed_texts(m_held, encoder), embed_texts(n_held, encoder))
+    prompts = model.tokenize_instructions(stems)
+    if engine == "batched":
+        deltas = [{}] + [{s.layer: condition_delta(s.vector, s.coefficient)} for s in steers]
+        answers = generate_conditions(model, prompts, deltas, max_new_tokens, positions,
+                                      batch_size=rows, progress=progress)
+    else:
+        answers = [generate(model, prompts, max_new_tokens, batch_size, progress=progress)]
+        for s in steers:
+            with add_vector(model, s.vector, layers=s.layer, coefficient=s.coefficient,
+                            positions=positions):
+                answers.append(generate(model, prompts, max_new_tokens, batch_size,
+                                        progress=progress))
+    scores = [axis.score(embed_texts(a, encoder)) for a in answers]
+    fields = []
+    for sc in scores[1:]:
+        d = paired_mean_delta(scores[0], sc)
+        fields.append({
+            "open_n": d["n"], "open_score_baseline": d["mean_base"],
+            "open_score": d["mean_steered"], "open_delta": d["delta"],
+            "open_ci_low": d["ci_low"], "open_ci_high": d["ci_high"],
+            "open_p_value": d["p_value"], "open_axis_accuracy": accuracy,
+            "open_mde": d["mde"]})
+    return OpenEnded(stems, answers, scores, accuracy, fields)

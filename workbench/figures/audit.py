@@ -38,6 +38,8 @@ from workbench.figures.style import (
     top_margin,
     wrap_label,
 )
+from workbench.report import num, p_value_fixed
+from workbench.rundir.tables import bool_column, parse_bool
 
 __all__ = [
     "MITIGATION_COLORS",
@@ -76,29 +78,12 @@ def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
 
 
 def _as_bool(values: pd.Series) -> pd.Series:
-    def conv(v: Any) -> bool:
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        if isinstance(v, str):
-            s = v.strip().lower()
-            if s in {"true", "1", "yes"}:
-                return True
-            if s in {"false", "0", "no", ""}:
-                return False
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return False
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            return bool(v)
-        raise WorkbenchError(f"cannot read {v!r} as a boolean (expected True/False)")
-
-    return values.map(conv).astype(bool)
+    return bool_column(values)
 
 
 def _num(x: Any, digits: int = 4) -> str:
     """A number for hover/legend text; '—' for missing."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{float(x):.{digits}g}"
+    return num(x, f".{digits}g", signed_zero=True)
 
 
 def _coef(x: Any) -> str:
@@ -112,10 +97,7 @@ def _layer(x: Any) -> str:
 
 
 def _p(p: Any) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "—"
-    p = float(p)
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+    return p_value_fixed(p)
 
 
 def _not_baseline(df: pd.DataFrame) -> pd.DataFrame:
@@ -128,7 +110,7 @@ def _multi_layer(df: pd.DataFrame) -> bool:
 
 def _is_control(row: pd.Series) -> bool:
     """Positive controls carry ``control = True`` in every audit table."""
-    return "control" in row.index and str(row["control"]).strip().lower() in ("true", "1")
+    return "control" in row.index and parse_bool(row["control"], unknown=False)
 
 
 def _behaviour_label(row: pd.Series, with_layer: bool, with_method: bool = False) -> str:

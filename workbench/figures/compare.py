@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from workbench.errors import WorkbenchError
 from workbench.figures.export import read_table, save_figures
 from workbench.figures.style import NEUTRAL, TEXT, color, style_figure
+from workbench.rundir.delta_fits import fit_rows
 
 __all__ = ["build_compare_figures", "plot_cosine_by_depth", "plot_delta_vs_cosine_models",
            "render_compare_figures"]
@@ -120,8 +121,6 @@ def plot_cosine_by_depth(geometry: pd.DataFrame) -> go.Figure:
 
 def build_compare_figures(out_dir: str | os.PathLike) -> dict[str, go.Figure]:
     """Every figure a compare folder supports, from its CSVs."""
-    from workbench.jobs.compare import fit_rows
-
     out = Path(out_dir)
     table, fits = read_table(out / "compare.csv"), read_table(out / "fits.csv")
     if table is None or fits is None:

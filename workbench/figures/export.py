@@ -17,6 +17,7 @@ import plotly.io as pio
 
 from workbench.errors import WorkbenchError
 from workbench.figures.style import with_interaction_hint
+from workbench.rundir.tables import read_table  # noqa: F401  (a figure reads run tables)
 
 __all__ = ["PNG_HELP", "png_export_available", "read_table", "save_figure", "save_figures"]
 
@@ -26,21 +27,6 @@ DEFAULT_WIDTH = 1200
 DEFAULT_HEIGHT = 650
 DEFAULT_SCALE = 2
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def read_table(path: Path):
-    """A run's CSV table as a DataFrame; None when the file is absent or has no rows."""
-    import pandas as pd
-
-    if not path.is_file():
-        return None
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-    return None if df.empty else df
 
 
 def _check_name(name: str) -> str:

@@ -30,6 +30,7 @@ from workbench.figures.style import (
     layer_axis,
     style_figure,
 )
+from workbench.report import num
 
 __all__ = ["SAFESTEER_FIGURE_INPUTS", "build_safesteer_figures", "plot_category_metrics",
            "plot_neuron_selectivity", "render_safesteer_figures", "plot_safety_quality_tradeoff",
@@ -54,8 +55,7 @@ def _require(df: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
 
 
 def _n(x, spec: str = ".3g") -> str:
-    missing = x is None or (isinstance(x, float) and math.isnan(x))
-    return "—" if missing else format(float(x), spec)
+    return num(x, spec, signed_zero=True)
 
 
 def _pick_layer(df: pd.DataFrame, layer: int | None) -> int | None:

@@ -14,57 +14,44 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from workbench.activations import collect_activations
-from workbench.data import embedded_instructions, instruction_source, split, swap_choices
-from workbench.data.benchmarks import load_attack_prompts, stratified_subset
-from workbench.directions import (
-    CandidateScore,
-    PromptFilter,
-    RefusalSelection,
-    caa_prompts,
-    pca_of_letter_balanced,
-    probe_direction,
-    refusal_subspace,
-)
-from workbench.errors import WorkbenchError
-from workbench.evaluation.batched import condition_delta, shares_prefix
-from workbench.evaluation.efficacy import (
-    ab_probabilities,
-    ab_probabilities_conditions,
-    paired_mean_delta,
-)
-from workbench.evaluation.judges import SubstringJudge, is_comprehensible, is_refusal, make_judge
-from workbench.evaluation.templates import resolve_templates
-from workbench.evaluation.work import Steer, plan_items, run_local
-from workbench.geometry import (
-    random_orthogonal_directions,
-    remove_projection,
-    remove_random_component,
-    remove_subspace,
-    unit,
-)
-from workbench.analysis.conditions import REFUSAL_DIRECTION
-from workbench.jobs.config import (
+from workbench.analysis.conditions import (
     CONTROLS,
     PLACEBO_METHOD,
     RANDOM_REMOVAL,
-    AuditConfig,
-    base_method,
+    REFUSAL_DIRECTION,
     is_placebo,
     is_random_removal,
+)
+from workbench.analysis.tables import OPEN_ENDED_FIELDS
+from workbench.data.selection import attack_prompts, benign_prompts, with_ids
+from workbench.directions import refusal_subspace
+from workbench.directions.method_vectors import method_agreement, method_vectors
+from workbench.directions.results import Directions
+from workbench.evaluation import efficacy as ab_efficacy
+from workbench.evaluation import open_ended
+from workbench.evaluation.answers import label_answers
+from workbench.evaluation.judges import SubstringJudge, make_judge
+from workbench.evaluation.templates import resolve_templates
+from workbench.evaluation.work import Steer, plan_items, run_local
+from workbench.geometry import unit
+from workbench.jobs import common
+from workbench.jobs.analysis import analyse_run
+from workbench.jobs.config import (
+    AuditConfig,
     judge_spec,
     mitigation_coefficients,
     placebo_behaviours,
     result_fields,
     steering_layers,
 )
-from workbench.directions.results import Directions
 from workbench.jobs.directions import (
     DirectionsConfig,
     compute_directions,
@@ -74,47 +61,25 @@ from workbench.jobs.directions import (
     refusal_record,
     write_directions,
 )
-from workbench.jobs import common
-from workbench.jobs.analysis import OPEN_ENDED_FIELDS, analyse_run
-from workbench.jobs.store import GenerationStore
 from workbench.model import load_model
 from workbench.progress import JobProgress
-from workbench.runs import package_versions, read_json, write_json, write_tensors, write_text
+from workbench.rundir import (
+    Condition,
+    GenerationStore,
+    generation_key,
+    generation_record,
+    load_directions,
+    vector_name,
+)
+from workbench.runs import package_versions, write_json, write_tensors, write_text
 from workbench.steering import add_vector
+from workbench.steering import mitigation
+from workbench.steering.mitigation import placebo_seed
 from workbench.vectors import vector_metadata
 
 
 AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal selection",
                 "CAA vectors", "activations", "generation", "efficacy", "analysis", "figures"]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One steering condition; the baseline has behaviour "none"."""
-
-    behaviour: str = "none"
-    method: str = "none"
-    layer: int | None = None
-    coefficient: float = 0.0
-    mitigated: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.behaviour}|{self.method}|{self.layer}|{self.coefficient}|{self.mitigated}"
-
-    @property
-    def vector_key(self) -> tuple:
-        return (self.behaviour, self.method, self.layer, self.mitigated)
-
-    @property
-    def unmitigated_key(self) -> tuple:
-        """The vector this condition's vector was derived from (itself when unmitigated)."""
-        return (self.behaviour, base_method(self.method), self.layer, False)
-
-    @property
-    def harmful_only(self) -> bool:
-        """Placebo conditions answer the attack prompts only (no false-refusal readout)."""
-        return is_placebo(self.behaviour) or is_random_removal(self.method)
 
 
 NAN = float("nan")
@@ -157,12 +122,6 @@ def audit_conditions(cfg: AuditConfig, layers: list[int]) -> list[Condition]:
     return out
 
 
-def placebo_seed(seed: int, index: int, layer: int, removal: bool = False) -> int:
-    """The seed of one placebo draw: a placebo direction (``index`` 0..k-1) or the random
-    removal of behaviour vector ``index``, at one layer; recorded in ``run.json``."""
-    return 1_000_003 * seed + 7919 * (index + 1) + 97 * layer + (1 if removal else 0)
-
-
 def directions_config(cfg: AuditConfig) -> DirectionsConfig:
     """The directions part of an audit config."""
     contrast = {b: cfg.contrast_files.get(b, "embedded") for b in caa_behaviours(cfg)}
@@ -181,111 +140,20 @@ def directions_config(cfg: AuditConfig) -> DirectionsConfig:
 
 
 def load_attack(cfg: AuditConfig, exclude: set[str] = frozenset()) -> tuple[list, int]:
-    """Attack prompts (the embedded harmful set, a dataset name, or a file) with every prompt
-    in ``exclude`` (the refusal direction's train and validation prompts) removed before the
-    sample is drawn, so fitting and testing never share a prompt; and how many were removed.
-
-    Fewer prompts left than ``attack_limit`` asks for is an error that says what to change.
-    """
-    if cfg.attack == "embedded":
-        items = embedded_instructions("harmful")
-    else:
-        items = load_attack_prompts(cfg.attack, source=cfg.attack_source, seed=cfg.seed)
-    kept = [i for i in items if i.instruction not in exclude]
-    removed = len(items) - len(kept)
-    if cfg.attack_limit is not None and len(kept) < cfg.attack_limit:
-        raise WorkbenchError(
-            f"only {len(kept)} of {len(items)} attack prompts ({cfg.attack}) are outside the "
-            f"refusal direction's train and validation prompts, fewer than --attack-limit "
-            f"{cfg.attack_limit}; lower --attack-limit, lower --n-train / --n-val, or attack "
-            "with a benchmark (--attack jbb)")
-    if cfg.attack == "embedded":
-        if cfg.attack_limit is not None:
-            kept = split(kept, [cfg.attack_limit], cfg.seed + 1)[0]
-    else:
-        kept = stratified_subset(kept, lambda i: i.category, cfg.attack_limit, cfg.seed)
-    return kept, removed
+    """Attack prompts with every prompt in ``exclude`` (the refusal direction's train and
+    validation prompts) removed before the sample is drawn, so fitting and testing never share
+    a prompt; and how many were removed (:func:`workbench.data.selection.attack_prompts`)."""
+    return attack_prompts(cfg.attack, cfg.attack_limit, cfg.seed, cfg.attack_source, exclude)
 
 
 def load_benign(cfg: AuditConfig, exclude: set[str]) -> list:
     """Benign prompts for false refusals, disjoint from those used to find the direction."""
-    items, _ = instruction_source(cfg.benign, "harmless")
-    items = [i for i in items if i.instruction not in exclude]
-    if cfg.benign_limit is not None:
-        items = split(items, [min(cfg.benign_limit, len(items))], cfg.seed + 2)[0]
-    if not items:
-        raise WorkbenchError("no benign prompts left after removing direction-training prompts; "
-                             "give a larger --benign file")
-    return items
+    return benign_prompts(cfg.benign, cfg.benign_limit, cfg.seed, exclude)
 
 
 def check_run_dir(out: Path, cfg: AuditConfig) -> None:
     """Refuse to mix results: an existing RUN_DIR must have been written by the same config."""
     common.check_run_dir(out, "audit", result_fields(cfg))
-
-
-def _saved_directions(out: Path, cfg: AuditConfig) -> Directions | None:
-    """Directions from an earlier run of the same config, if it got that far."""
-    path, run_json = out / "directions.safetensors", out / "run.json"
-    if not (path.exists() and run_json.exists()):
-        return None
-    ref = read_json(run_json).get("refusal")
-    if not ref:
-        return None
-    if "selection_rule" not in ref or "prompt_filter" not in ref:
-        return None  # written before the prompt filter: recompute (checkpoints are keyed)
-    t = load_file(path)
-    sel = RefusalSelection(direction=t["refusal.direction"].double(), position=ref["position"],
-                           offset=ref["offset"], layer=ref["layer"],
-                           scores=[CandidateScore(**ref["scores"])],
-                           baseline=ref["baseline"], rule=ref["selection_rule"])
-    caa = {k.split(".", 1)[1]: v.double() for k, v in t.items() if k.startswith("caa.")}
-    if set(caa) != set(caa_behaviours(cfg)):
-        return None
-    return Directions(t["refusal.candidates"].double(), sel, caa, {"reused": True},
-                      prompt_filter=PromptFilter.from_record(ref["prompt_filter"]))
-
-
-def method_directions(model, cfg: AuditConfig, pairs: dict, caa: dict,
-                      layers: list[int]) -> dict[tuple[str, str], torch.Tensor]:
-    """Per (behaviour, method), a ``[n_layers, d]`` vector: CAA, or a unit PCA / probe direction
-    scaled to the CAA vector's norm at each layer (so coefficients are comparable).
-
-    PCA runs on letter-balanced differences (each item plus its choices-swapped twin), since
-    the plain differences' first component is the answer-letter axis (docs/methods.md)."""
-    out = {}
-    for b, v in caa.items():
-        out[(b, "caa")] = v.double()
-        extra = [m for m in cfg.methods if m != "caa"]
-        if not extra:
-            continue
-        kw = dict(layers=layers, positions="last", batch_size=cfg.batch_size, progress=False)
-
-        def letter_acts(items):  # resid_pre at the answer letter, matching / not matching
-            pos, neg = caa_prompts(model, items)
-            return (collect_activations(model, pos, **kw)["resid_pre"][:, 0].double(),
-                    collect_activations(model, neg, **kw)["resid_pre"][:, 0].double())
-
-        a_pos, a_neg = letter_acts(pairs[b])
-        full = {}
-        if "pca" in extra:
-            swapped = [swap_choices(p) for p in pairs[b]]
-            keep = [i for i, q in enumerate(swapped) if q is not None]
-            if len(keep) < 2:
-                raise WorkbenchError(
-                    f"the pca method needs A/B items laid out as '\\n (A) ...\\n (B) ...' to "
-                    f"swap their choices, and only {len(keep)} of {b!r}'s {len(pairs[b])} "
-                    "are; use --method caa,probe for this behaviour's file")
-            s_pos, s_neg = letter_acts([swapped[i] for i in keep])
-            full["pca"] = pca_of_letter_balanced((a_pos - a_neg)[keep], s_pos - s_neg)
-        if "probe" in extra:
-            full["probe"] = probe_direction(a_pos, a_neg, seed=cfg.seed)[0]
-        for m, dirs in full.items():
-            vec = torch.zeros_like(v, dtype=torch.float64)
-            for i, l in enumerate(layers):
-                vec[l] = unit(dirs[i]) * v[l].double().norm()
-            out[(b, m)] = vec
-    return out
 
 
 def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict,
@@ -297,36 +165,29 @@ def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict
     directions (:func:`placebo_behaviours`) are seeded random unit directions orthogonal to the
     refusal direction (or subspace), scaled like the control; the mitigation placebo of each
     behaviour vector removes a component as large as its refusal component along a random
-    direction orthogonal to the refusal direction (:func:`remove_random_component`).
+    direction orthogonal to the refusal direction (:mod:`workbench.steering.mitigation`).
     """
     r = directions.selection.direction.double()
-    avoid = basis if basis is not None else unit(r)[None]
-    mean_caa = {l: float(torch.stack([v[l].double().norm() for v in directions.caa.values()])
-                         .mean()) for l in layers}
+    avoid = mitigation.avoided(r, basis)
+    mean_caa = mitigation.mean_norms(directions.caa.values(), layers)
     mit = bool(mitigation_coefficients(cfg))
     out = {}
     for j, b in enumerate(audit_behaviours(cfg)):
         for m in behaviour_methods(cfg, b):
             for l in layers:
-                if b == REFUSAL_DIRECTION:
-                    v = unit(r) * mean_caa[l]
-                else:
-                    v = method_vecs[(b, m)][l].double()
+                v = (mitigation.scaled_direction(r, mean_caa[l]) if b == REFUSAL_DIRECTION
+                     else method_vecs[(b, m)][l].double())
                 out[(b, m, l, False)] = v
                 if not mit:
                     continue
-                out[(b, m, l, True)] = (remove_subspace(v, basis) if basis is not None
-                                        else remove_projection(v, r))
+                out[(b, m, l, True)] = mitigation.mitigate(v, r, basis)
                 if cfg.placebo_directions and b not in CONTROLS:
-                    removed = float((v - out[(b, m, l, True)]).norm())
-                    seed = placebo_seed(cfg.seed, j, l, removal=True)
-                    out[(b, m + RANDOM_REMOVAL, l, True)] = remove_random_component(
-                        v, removed, avoid, seed)
+                    out[(b, m + RANDOM_REMOVAL, l, True)] = mitigation.removal_placebo(
+                        v, out[(b, m, l, True)], avoid, placebo_seed(cfg.seed, j, l, True))
     for i, p in enumerate(placebo_behaviours(cfg)):
         for l in layers:
-            d = random_orthogonal_directions(1, r.shape[-1], avoid,
-                                             placebo_seed(cfg.seed, i, l))[0]
-            out[(p, PLACEBO_METHOD, l, False)] = d * mean_caa[l]
+            out[(p, PLACEBO_METHOD, l, False)] = mitigation.placebo_direction(
+                r.shape[-1], avoid, placebo_seed(cfg.seed, i, l), mean_caa[l])
     return out
 
 
@@ -356,12 +217,6 @@ def placebo_record(cfg: AuditConfig, vectors: dict, r_hat: torch.Tensor,
     }
 
 
-def vector_name(behaviour: str, method: str, mitigated: bool) -> str:
-    """The name of a steered vector in ``vectors.safetensors``: ``<method>.<behaviour>``, with
-    ``-mitigated`` after the method for the vector with the refusal component removed."""
-    return f"{method}{'-mitigated' if mitigated else ''}.{behaviour}"
-
-
 def write_steering_vectors(out: Path, model, cfg: AuditConfig, vectors: dict,
                            data: dict) -> None:
     """Every vector the audit steers with (each method, plain and mitigated) as
@@ -384,68 +239,23 @@ def write_steering_vectors(out: Path, model, cfg: AuditConfig, vectors: dict,
                   vector_metadata(model, meta, data, job="audit"))
 
 
-def method_agreement(vectors: dict) -> dict[str, dict[str, dict[int, float]]]:
-    """Per behaviour and method, the cosine of its (unmitigated) vector with the behaviour's
-    CAA vector at each steering layer: does each extraction method find the same direction?"""
-    out: dict = {}
-    for (b, m, l, mit), v in vectors.items():
-        caa = vectors.get((b, "caa", l, False))
-        if mit or caa is None:
-            continue
-        cos = float(torch.nn.functional.cosine_similarity(v.double(), caa.double(), dim=0))
-        out.setdefault(b, {}).setdefault(m, {})[l] = cos
-    return out
-
-
 def absolute_coefficient(cfg: AuditConfig, cond: Condition, vectors: dict,
                          resid_norms: dict[int, float]) -> float:
-    """The multiplier applied to the raw vector: the coefficient itself (``absolute`` scale),
-    or ``c * mean ||resid|| / ||v||`` (``norm`` scale; the unmitigated vector's norm, so
-    mitigation removes a component without rescaling the rest)."""
+    """The multiplier applied to a condition's raw vector
+    (:func:`workbench.steering.mitigation.absolute_coefficient`)."""
     if cond.behaviour == "none" or cfg.coefficient_scale == "absolute":
         return cond.coefficient
-    v = vectors[cond.unmitigated_key]
-    return cond.coefficient * resid_norms[cond.layer] / max(float(v.norm()), 1e-12)
+    return mitigation.absolute_coefficient(cond.coefficient, cfg.coefficient_scale,
+                                           resid_norms[cond.layer], vectors[cond.unmitigated_key])
 
 
 def condition_info(cond: Condition, vectors: dict, coefficient_abs: float,
                    resid_norms: dict[int, float], r_hat: torch.Tensor) -> dict:
-    """Per condition, what was added: the multiplier, the vector's norm, the mean residual norm
-    at its layer, the cosine of the vector actually added with the selected refusal direction
-    (the audit's one cosine), and its projection on that direction in units of the residual
-    norm, ``coefficient_abs * (v . r_hat) / resid_norm`` (the regression's predictor)."""
+    """What a condition added (:func:`workbench.steering.mitigation.condition_info`)."""
     if cond.behaviour == "none":
-        return {"coefficient_abs": coefficient_abs, "vector_norm": 0.0, "resid_norm": NAN,
-                "cosine": 0.0, "projection": 0.0}
-    v = vectors[cond.vector_key].double()
-    norm, resid = float(v.norm()), resid_norms.get(cond.layer, NAN)
-    dot = float(v @ r_hat.double())
-    # a mitigated refusal direction is rounding noise: its direction (cosine) means nothing
-    empty = norm <= 1e-9 * float(vectors[cond.unmitigated_key].double().norm())
-    return {"coefficient_abs": coefficient_abs, "vector_norm": norm, "resid_norm": resid,
-            "cosine": 0.0 if empty else dot / norm,
-            "projection": coefficient_abs * dot / resid}
-
-
-def _record(cond: Condition, coefficient_abs: float, template: str, item, split_name: str,
-            response: str, label: str, labels: dict, refusal: bool, comprehensible: bool) -> dict:
-    return {
-        "key": f"{cond.key}|{template}|{item.id}|{split_name}", "split": split_name,
-        "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
-        "placebo": is_placebo(cond.behaviour) or is_random_removal(cond.method),
-        "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
-        "coefficient_abs": coefficient_abs, "mitigated": cond.mitigated, "template": template,
-        "prompt_id": item.id, "category": item.category, "instruction": item.instruction,
-        "response": response, "refusal": refusal, "comprehensible": comprehensible,
-        "label": label, "labels": labels,
-    }
-
-
-def _with_ids(items: list, prefix: str) -> list:
-    from workbench.data import Instruction
-
-    return [i if i.id else Instruction(i.instruction, f"{prefix}-{n}", i.category)
-            for n, i in enumerate(items)]
+        return mitigation.condition_info(None, None, coefficient_abs, NAN, r_hat)
+    return mitigation.condition_info(vectors[cond.vector_key], vectors[cond.unmitigated_key],
+                                     coefficient_abs, resid_norms.get(cond.layer, NAN), r_hat)
 
 
 def run_audit(cfg: AuditConfig, executor=None) -> dict:
@@ -464,9 +274,9 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     inputs = read_direction_inputs(dcfg)
     direction_prompts = {i.instruction for i in inputs.harm_train + inputs.harm_val}
     attack, n_overlap = load_attack(cfg, direction_prompts)
-    attack = _with_ids(attack, "attack")
+    attack = with_ids(attack, "attack")
     used = {i.instruction for i in inputs.safe_train + inputs.safe_val}
-    benign = _with_ids(load_benign(cfg, used), "benign")
+    benign = with_ids(load_benign(cfg, used), "benign")
     timings = {"read_inputs": time.time() - t0}
 
     t = time.time()
@@ -481,7 +291,7 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     judge = make_judge(judge_spec(cfg), device=cfg.device,
                        dtype=common.judge_dtype(judge_spec(cfg), cfg))
 
-    directions = _saved_directions(out, cfg)
+    directions = load_directions(out, caa_behaviours(cfg))
     if directions is None:
         directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
@@ -522,7 +332,8 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
                             .mean()) for i, l in enumerate(act_layers)}
     basis = (refusal_subspace(harm_acts, safe_acts, cfg.subspace_k, first=sel.direction)
              if cfg.mitigation == "subspace" else None)
-    method_vecs = method_directions(model, cfg, inputs.pairs, directions.caa, layers)
+    method_vecs = method_vectors(model, inputs.pairs, directions.caa, layers, cfg.methods,
+                                 cfg.seed, cfg.batch_size)
     vectors = steering_vectors(cfg, directions, method_vecs, basis, layers)
     write_steering_vectors(out, model, cfg, vectors, inputs.files)
     record["steering_vectors"] = {"file": "vectors.safetensors",
@@ -568,10 +379,9 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
                              n_generations=len(store), summary=summary, job=job)
 
 
-def _steer(model, cfg: AuditConfig, cond: Condition, vectors: dict, coefficient_abs: float):
+def steer_condition(model, cfg: AuditConfig, cond: Condition, vectors: dict,
+                    coefficient_abs: float):
     """The steering context of a condition (none for the baseline)."""
-    from contextlib import nullcontext
-
     if cond.behaviour == "none":
         return nullcontext()
     return add_vector(model, vectors[cond.vector_key].float(), layers=cond.layer,
@@ -586,6 +396,7 @@ def _cells(templates, attack, benign) -> list[tuple[str, str, object, str]]:
 
 
 def _steer_spec(cond: Condition, vectors: dict, coefficient_abs: float) -> Steer | None:
+    """What a condition adds, as a work item's :class:`Steer` (None for the baseline)."""
     if cond.behaviour == "none":
         return None
     return Steer(cond.layer, vectors[cond.vector_key].float(), coefficient_abs)
@@ -597,7 +408,7 @@ def missing_cells(conditions: list[Condition], prompts: list, store: GenerationS
     attack prompts only)."""
     return [[c for c, cond in enumerate(conditions)
              if not (cond.harmful_only and split_name != "harmful")
-             and f"{cond.key}|{tpl}|{item.id}|{split_name}" not in store]
+             and generation_key(cond.key, tpl, item.id, split_name) not in store]
             for split_name, tpl, item, _ in prompts]
 
 
@@ -652,25 +463,12 @@ def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vecto
 
 def _judge_and_store(part, responses, coef_abs, judge, substring, store) -> None:
     """Judge the harmful answers of one item with no hooks active, then append all its records."""
-    harmful_idx = [i for i, (_, p) in enumerate(part) if p[0] == "harmful"]
-    h_prompts = [part[i][1][3] for i in harmful_idx]
-    h_resps = [responses[i] for i in harmful_idx]
-    detail = judge.label_detail(h_prompts, h_resps) if harmful_idx else {}
-    if harmful_idx and "substring" not in detail:
-        detail["substring"] = substring.label(h_prompts, h_resps)
-    where = {i: j for j, i in enumerate(harmful_idx)}
-    recs = []
-    for i, ((cond, (split_name, tpl, item, _)), resp) in enumerate(zip(part, responses)):
-        refusal, comp = is_refusal(resp), is_comprehensible(resp)
-        if split_name == "harmful":
-            labels = {name: lab[where[i]] for name, lab in detail.items()}
-            label = labels[judge.name]
-        else:
-            label = "incomprehensible" if not comp else ("refused" if refusal else "complied")
-            labels = {}
-        recs.append(_record(cond, coef_abs[cond.key], tpl, item, split_name, resp, label,
-                            labels, refusal, comp))
-    store.append(recs)
+    labelled = label_answers(judge, substring, [p[0] for _, p in part],
+                             [p[3] for _, p in part], responses)
+    store.append([generation_record(cond, coef_abs[cond.key], tpl, item, split_name, resp,
+                                    **lab)
+                  for ((cond, (split_name, tpl, item, _)), resp, lab)
+                  in zip(part, responses, labelled)])
 
 
 def _items_name(cond: Condition) -> str:
@@ -682,106 +480,63 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
                       coef_abs: dict, heldout: dict, open_ended: dict | None = None
                       ) -> list[dict]:
     """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
-    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control), with the
-    condition's :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN).
-
-    The batched engine reads every condition of a behaviour in shared batches (each prompt's
-    prefix run once); the reference engine runs one condition at a time under its hook.
-    """
+    contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control;
+    :func:`workbench.evaluation.efficacy.steering_efficacy`), with the condition's
+    :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN)."""
     open_ended = open_ended or {}
     steered_conds = [c for c in conditions if c.behaviour != "none" and not c.harmful_only
                      and heldout.get(_items_name(c))]
-    base, steered = {}, {}
+    measured = {}
     for name in dict.fromkeys(_items_name(c) for c in steered_conds):
         group = [c for c in steered_conds if _items_name(c) == name]
-        if cfg.engine == "batched" and shares_prefix(model, cfg.steer_positions):
-            deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
-                                                       coef_abs[c.key])} for c in group]
-            tables = ab_probabilities_conditions(model, heldout[name], deltas,
-                                                 cfg.steer_positions, cfg.batch_size * 2)
-            base[name] = tables[0]
-            steered.update({c.key: t for c, t in zip(group, tables[1:])})
-            continue
-        base[name] = ab_probabilities(model, heldout[name], cfg.batch_size)
-        for c in group:
-            with _steer(model, cfg, c, vectors, coef_abs[c.key]):
-                steered[c.key] = ab_probabilities(model, heldout[name], cfg.batch_size)
-    rows = []
-    for cond in steered_conds:
-        name = _items_name(cond)
-        base_t, steer_t = base[name], steered[cond.key]
-        d = paired_mean_delta(base_t["p_matching_norm"], steer_t["p_matching_norm"])
-        rows.append({
-            "behaviour": cond.behaviour, "control": cond.behaviour in CONTROLS,
-            "method": cond.method, "layer": cond.layer, "coefficient": cond.coefficient,
-            "coefficient_abs": coef_abs[cond.key], "mitigated": cond.mitigated,
-            "items": name, "n": d["n"], "p_matching": d["mean_steered"],
-            "p_matching_baseline": d["mean_base"], "delta": d["delta"],
-            "delta_ci_low": d["ci_low"], "delta_ci_high": d["ci_high"], "p_value": d["p_value"],
-            "sd_diff": d["sd_diff"], "mde": d["mde"],
-            "ab_mass": float((steer_t["p_matching"] + steer_t["p_not_matching"]).mean()),
-            "ab_mass_baseline": float((base_t["p_matching"]
-                                       + base_t["p_not_matching"]).mean()),
-            **open_ended.get(cond.key, dict.fromkeys(OPEN_ENDED_FIELDS, float("nan"))),
-        })
-    return rows
+        steers = [_steer_spec(c, vectors, coef_abs[c.key]) for c in group]
+        measured.update(zip([c.key for c in group], ab_efficacy.steering_efficacy(
+            model, heldout[name], steers, cfg.steer_positions, cfg.batch_size, cfg.engine)))
+    return [{"behaviour": c.behaviour, "control": c.behaviour in CONTROLS, "method": c.method,
+             "layer": c.layer, "coefficient": c.coefficient, "coefficient_abs": coef_abs[c.key],
+             "mitigated": c.mitigated, "items": _items_name(c), **measured[c.key],
+             **open_ended.get(c.key, dict.fromkeys(OPEN_ENDED_FIELDS, float("nan")))}
+            for c in steered_conds]
 
 
 def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
                         coef_abs: dict, pairs: dict, heldout: dict, out: Path) -> dict:
-    """Per unmitigated steered condition key, the open-ended efficacy fields.
-
-    The held-out questions are asked without their choices and answered greedily
-    (``open_ended_tokens``) unsteered and under each condition; every answer is scored on the
-    behaviour axis fitted on the training pairs' choice texts
-    (:mod:`workbench.evaluation.open_ended`). Answers and scores go to ``open_ended.jsonl``.
-    """
-    from workbench.evaluation.batched import generate_conditions
-    from workbench.evaluation.generation import generate
-    from workbench.evaluation.judges.trained import embed_texts
-    from workbench.evaluation.open_ended import axis_accuracy, choice_texts, fit_behaviour_axis
+    """Per unmitigated steered condition key, the open-ended efficacy fields
+    (:func:`workbench.evaluation.open_ended.open_ended_efficacy`: held-out questions without
+    their choices, answered unsteered and steered, scored on the behaviour axis fitted on the
+    training pairs). Answers and scores go to ``open_ended.jsonl``."""
     from workbench.safesteer.quality import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
              and not c.harmful_only and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]
     if not conds:
         return {}
-    encoder, tokens = minilm_model(), cfg.open_ended_tokens
+    encoder = minilm_model()
     rows = cfg.generation_batch or (256 if model.device.type == "cuda" else 128)
     result, records = {}, []
     for name in dict.fromkeys(_items_name(c) for c in conds):
         group = [c for c in conds if _items_name(c) == name]
-        _, m_train, n_train = choice_texts(pairs[name])
-        held = heldout[name][:cfg.open_ended_items]
-        stems, m_held, n_held = choice_texts(held)
-        axis = fit_behaviour_axis(embed_texts(m_train, encoder), embed_texts(n_train, encoder))
-        accuracy = axis_accuracy(axis, embed_texts(m_held, encoder), embed_texts(n_held, encoder))
-        prompts = model.tokenize_instructions(stems)
-        if cfg.engine == "batched":
-            deltas = [{}] + [{c.layer: condition_delta(vectors[c.vector_key].float(),
-                                                       coef_abs[c.key])} for c in group]
-            answers = generate_conditions(model, prompts, deltas, tokens, cfg.steer_positions,
-                                          batch_size=rows, progress=cfg.progress)
-        else:
-            answers = [generate(model, prompts, tokens, cfg.batch_size, progress=cfg.progress)]
-            for c in group:
-                with _steer(model, cfg, c, vectors, coef_abs[c.key]):
-                    answers.append(generate(model, prompts, tokens, cfg.batch_size,
-                                            progress=cfg.progress))
-        scores = [axis.score(embed_texts(a, encoder)) for a in answers]
-        for cond, ans, sc in zip([None, *group], answers, scores):
+        res = open_ended.open_ended_efficacy(
+            model, pairs[name], heldout[name][:cfg.open_ended_items],
+            [_steer_spec(c, vectors, coef_abs[c.key]) for c in group], encoder,
+            cfg.open_ended_tokens, cfg.steer_positions, cfg.engine, cfg.batch_size, rows,
+            cfg.progress)
+        for cond, ans, sc in zip([None, *group], res.answers, res.scores):
             records += [{"items": name, "condition": cond.key if cond else "none",
                          "behaviour": cond.behaviour if cond else "none",
                          "coefficient": cond.coefficient if cond else 0.0,
                          "question": q, "answer": a, "score": float(x)}
-                        for q, a, x in zip(stems, ans, sc)]
-        for cond, sc in zip(group, scores[1:]):
-            d = paired_mean_delta(scores[0], sc)
-            result[cond.key] = {
-                "open_n": d["n"], "open_score_baseline": d["mean_base"],
-                "open_score": d["mean_steered"], "open_delta": d["delta"],
-                "open_ci_low": d["ci_low"], "open_ci_high": d["ci_high"],
-                "open_p_value": d["p_value"], "open_axis_accuracy": accuracy,
-                "open_mde": d["mde"]}
+                        for q, a, x in zip(res.questions, ans, sc)]
+        result.update({c.key: f for c, f in zip(group, res.fields)})
     write_text(out / "open_ended.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return result
+
+
+def __getattr__(name: str):
+    if name == "method_directions":  # moved: workbench.directions.method_vectors
+        warnings.warn("workbench.jobs.audit.method_directions is deprecated; use "
+                      "workbench.directions.method_vectors.method_vectors", DeprecationWarning,
+                      stacklevel=2)
+        return lambda model, cfg, pairs, caa, layers: method_vectors(
+            model, pairs, caa, layers, cfg.methods, cfg.seed, cfg.batch_size)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ from typing import Callable
 
 from workbench.errors import WorkbenchError
 from workbench.jobs.validation import check_types, text_file, validate
-from workbench.runs import read_json, write_json
+from workbench.rundir.record import check_run_dir  # noqa: F401  (common.check_run_dir)
+from workbench.runs import write_json
 
 # Config fields that change nothing in a job's results, so a run may resume with other values.
 NON_RESULT_FIELDS = {"preset", "device", "out", "batch_size", "figures", "png", "progress"}
@@ -94,30 +95,6 @@ def result_fields(cfg, non_result: set[str]) -> dict:
     if "dtype" in values:
         values["dtype"] = run_precision(cfg).name
     return values
-
-
-def check_run_dir(out: Path, job: str, result_config: dict) -> None:
-    """Refuse to mix results: an existing RUN_DIR must hold the same job with the same config."""
-    run_json = out / "run.json"
-    if not run_json.exists():
-        if (out / "generations.jsonl").exists():
-            raise WorkbenchError(f"{out} has generations but no run.json; use a new --out")
-        return
-    old = read_json(run_json)
-    if old.get("job") != job:
-        raise WorkbenchError(f"{out} holds a {old.get('job')!r} run, not a {job} run; use a "
-                             "new --out")
-    theirs = old.get("result_config", {})
-    if "dtype" in result_config and "dtype" not in theirs:  # written before dtypes: float32
-        theirs = {**theirs, "dtype": "float32"}
-    diff = sorted(k for k in set(result_config) | set(theirs)
-                  if result_config.get(k) != theirs.get(k))
-    if diff:
-        k = diff[0]
-        raise WorkbenchError(
-            f"{out} was written by a different config ({k}: {theirs.get(k)!r} there, "
-            f"{result_config.get(k)!r} now); use a new --out, or the same config to resume"
-        )
 
 
 def peak_memory_gb() -> float | None:

@@ -40,7 +40,7 @@ from workbench.directions.records import (
 from workbench.directions.results import Directions
 from workbench.errors import WorkbenchError
 from workbench.evaluation.refusal_effect import evaluate_direction
-from workbench.jobs.checkpoint import DirectionCheckpoint
+from workbench.rundir.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress

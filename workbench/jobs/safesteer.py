@@ -31,7 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation.judges import make_judge, validated_agreement
 from workbench.evaluation.work import run_local
 from workbench.jobs import common
-from workbench.jobs.store import GenerationStore
+from workbench.rundir.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
 from workbench.progress import JobProgress

@@ -8,7 +8,6 @@ same prompt (paired by prompt id).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from workbench.evaluation.judges import JAILBROKEN, label_response
 from workbench.evaluation.stats import adjust_pvalues, paired_delta, proportion_ci
 from workbench.model.precision import precision_phrase
+from workbench.report import NA, csv_cell, csv_rows, is_missing, num, pct_whole
 from workbench.runs import write_csv, write_text
 from workbench.safesteer.quality import bleu, relevance_scores, rouge_l
 
@@ -35,15 +35,8 @@ SUBSTRING = "substring"
 NAN = float("nan")
 
 
-def fmt(x):
-    """A CSV cell: floats to 6 significant digits, NaN and None as empty."""
-    if isinstance(x, float):
-        return "" if math.isnan(x) else f"{x:.6g}"
-    return "" if x is None else x
-
-
-def rows_for_csv(rows: Sequence[dict], fields: Sequence[str]) -> list[dict]:
-    return [{k: fmt(r.get(k)) for k in fields} for r in rows]
+fmt = csv_cell  # a CSV cell: floats to 6 significant digits, NaN and None as empty
+rows_for_csv = csv_rows
 
 
 def add_quality(records: list[dict], relevance: str) -> str:
@@ -177,16 +170,15 @@ def _adjust(rows: list[dict]) -> None:
                 r[f"{out}_{method}"] = float(q)
 
 
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+_missing = is_missing
 
 
 def _pct(x) -> str:
-    return "n/a" if _missing(x) else f"{100 * x:.0f}%"
+    return pct_whole(x, NA)
 
 
 def _num(x, spec=".2f") -> str:
-    return "n/a" if _missing(x) else format(x, spec)
+    return num(x, spec, NA, signed_zero=True)
 
 
 def _rate_ci(m: dict, name: str) -> str:
