@@ -33,7 +33,7 @@ from workbench.directions import (
     refusal_subspace,
 )
 from workbench.errors import WorkbenchError
-from workbench.evaluation.batched import condition_delta, shares_prefix
+from workbench.steering.conditions import condition_delta, shares_prefix
 from workbench.evaluation.efficacy import (
     ab_probabilities,
     ab_probabilities_conditions,
@@ -736,8 +736,8 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
     behaviour axis fitted on the training pairs' choice texts
     (:mod:`workbench.evaluation.open_ended`). Answers and scores go to ``open_ended.jsonl``.
     """
-    from workbench.evaluation.batched import generate_conditions
-    from workbench.evaluation.generation import generate
+    from workbench.model.generation import generate
+    from workbench.steering.conditions import generate_conditions
     from workbench.evaluation.judges.trained import embed_texts
     from workbench.evaluation.open_ended import axis_accuracy, choice_texts, fit_behaviour_axis
     from workbench.safesteer.quality import minilm_model
