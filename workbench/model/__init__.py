@@ -1,4 +1,6 @@
-"""Model layer: one loader for every kind of model spec.
+"""Model layer (the runtime): one loader for every kind of model spec, the backend that runs
+the network (:mod:`.backend`), the KV-cache engine (:mod:`.engine`), generation and log-probs
+(:mod:`.generation`, :mod:`.logprobs`); docs/runtime.md.
 
 Specs, in the order they are tried:
 
