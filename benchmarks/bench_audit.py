@@ -37,16 +37,15 @@ def top2_gap(model, prompt, vector, layer, coefficient, positions, step, max_new
     """Top-2 logit gap of the reference path at generation ``step`` of one prompt."""
     from contextlib import nullcontext
 
-    from workbench.evaluation.generation import greedy_kwargs
+    from workbench.model.generation import greedy_kwargs
     from workbench.steering import add_vector
 
     ids, mask = model.pad([prompt])
     ctx = (nullcontext() if vector is None else
            add_vector(model, vector, layers=layer, coefficient=coefficient, positions=positions))
     with ctx, torch.inference_mode():
-        out = model.hf_model.generate(input_ids=ids, attention_mask=mask, output_logits=True,
-                                      return_dict_in_generate=True,
-                                      **greedy_kwargs(model, step + 1))
+        out = model.generate(input_ids=ids, attention_mask=mask, output_logits=True,
+                             return_dict_in_generate=True, **greedy_kwargs(model, step + 1))
     top = out.logits[step][0].float().topk(2).values
     return float(top[0] - top[1])
 
@@ -54,19 +53,15 @@ def top2_gap(model, prompt, vector, layer, coefficient, positions, step, max_new
 def main() -> None:
     from workbench import load_model
     from workbench.directions import caa_vector, refusal_candidates, select_refusal_direction
-    from workbench.evaluation.batched import (
-        condition_delta,
-        eos_ids,
-        generate_conditions_ids,
-        until_eos,
-    )
-    from workbench.evaluation.generation import generate_ids
+    from workbench.model.engine import eos_ids, until_eos
+    from workbench.model.generation import generate_ids
     from workbench.evaluation.templates import resolve_templates
     from workbench.geometry import remove_projection
     from workbench.jobs.audit import directions_config, load_attack, load_benign
     from workbench.jobs.config import build_config
     from workbench.jobs.directions import read_direction_inputs
     from workbench.steering import add_vector
+    from workbench.steering.conditions import condition_delta, generate_conditions_ids
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="quick")

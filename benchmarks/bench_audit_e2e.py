@@ -48,7 +48,7 @@ def near_tie_gaps(ref_dir: Path, keys: list[str], gens: dict[str, dict],
     import torch
 
     from workbench import load_model
-    from workbench.evaluation.generation import greedy_kwargs
+    from workbench.model.generation import greedy_kwargs
     from workbench.jobs.audit import caa_behaviours, steer_condition, steering_vectors
     from workbench.jobs.config import AuditConfig
     from workbench.rundir import Condition, load_directions
@@ -73,9 +73,9 @@ def near_tie_gaps(ref_dir: Path, keys: list[str], gens: dict[str, dict],
         ids, mask = model.pad([prompt])
         with (steer_condition(model, cfg, cond, vectors, g["coefficient_abs"]),
               torch.inference_mode()):
-            res = model.hf_model.generate(input_ids=ids, attention_mask=mask, output_logits=True,
-                                          return_dict_in_generate=True,
-                                          **greedy_kwargs(model, cfg.max_new_tokens))
+            res = model.generate(input_ids=ids, attention_mask=mask, output_logits=True,
+                                 return_dict_in_generate=True,
+                                 **greedy_kwargs(model, cfg.max_new_tokens))
         new = res.sequences[0, ids.shape[1]:].tolist()
         # the first generated token whose text leaves the other run's response
         decode = lambda t: model.tokenizer.decode(t, skip_special_tokens=True)  # noqa: E731

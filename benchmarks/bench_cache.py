@@ -16,9 +16,9 @@ Run from the repository root::
    - ``hf_logits_to_keep_1``: the same with ``logits_to_keep=1`` (unembeds only the last
      position), the fair baseline for a cache that needs no logits;
    - ``hf_pristine_logits_to_keep_1``: a second, unwrapped copy of the model loaded straight
-     from its safetensors directory (the bridge wraps ``m.hf_model`` in place, so the first two
-     baselines run through idle TransformerLens hook points too). Only when the model has a
-     local directory; skip with ``--no-pristine``.
+     from its safetensors directory (the bridge wraps ``raw_hf_model(m)`` in place, so the
+     first two baselines run through idle TransformerLens hook points too). Only when the
+     model has a local directory; skip with ``--no-pristine``.
 
 2. Memory. In a fresh subprocess per mode (so peaks are clean): load the model, tokenize
    ``--n-prompts`` distinct prompts (the 360 embedded instructions, cycled, with
@@ -115,13 +115,14 @@ def memory_child(args) -> dict:
     """Runs in a fresh interpreter: one caching mode over N prompts, peak RSS over load RSS."""
     from workbench import load_model
     from workbench.activations import collect_activations, mean_activations
+    from workbench.model import raw_hf_model
 
     t0 = time.perf_counter()
     m = load_model(args.model, device=args.device, dtype=args.dtype)
     # Fault every weight page in (safetensors may be mmapped lazily), so the baseline holds
     # the whole model and the run's delta is caching alone, not weights paging in.
     with torch.inference_mode():
-        checksum = sum(float(p.float().sum()) for p in m.hf_model.parameters())
+        checksum = sum(float(p.float().sum()) for p in raw_hf_model(m).parameters())
     load_s = time.perf_counter() - t0
     after_load = proc_status()
     ru_after_load = ru_maxrss()
@@ -203,7 +204,7 @@ def pristine_hf_model(m, device):
         return None
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=next(m.hf_model.parameters()).dtype)
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=m.dtype)
     return hf.to(device).eval()
 
 
@@ -216,7 +217,9 @@ def overhead(args, m) -> dict:
     repeats is reported, in wall time and in process CPU time (all threads).
     """
     from workbench.activations import collect_activations
+    from workbench.model import raw_hf_model
 
+    hf_model = raw_hf_model(m)  # the bridged HF module itself: the baselines time raw HF
     prompts = m.tokenize_instructions(distinct_instructions(args.n_overhead))
     bs = args.batch_size
     batches = [prompts[i:i + bs] for i in range(0, len(prompts), bs)]
@@ -235,8 +238,8 @@ def overhead(args, m) -> dict:
 
     methods = {
         "collect_activations": collect,
-        "hf_full": hf_runner(m.hf_model),
-        "hf_logits_to_keep_1": hf_runner(m.hf_model, logits_to_keep=1),
+        "hf_full": hf_runner(hf_model),
+        "hf_logits_to_keep_1": hf_runner(hf_model, logits_to_keep=1),
     }
     pristine = None if args.no_pristine else pristine_hf_model(m, m.device)
     if pristine is not None:
@@ -249,7 +252,7 @@ def overhead(args, m) -> dict:
         ref = []
         for batch in batches:
             ids, mask = m.pad(batch)
-            out = m.hf_model(input_ids=ids, attention_mask=mask,
+            out = hf_model(input_ids=ids, attention_mask=mask,
                              position_ids=_position_ids(mask), output_hidden_states=True,
                              logits_to_keep=1)
             ref.append(torch.stack(out.hidden_states[:m.n_layers], 1)[:, :, -1].float().cpu())

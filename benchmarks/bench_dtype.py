@@ -41,7 +41,7 @@ from timed_job import timed_job
 from workbench import load_model
 from workbench.activations import collect_activations
 from workbench.data import embedded_instructions
-from workbench.evaluation.generation import generate_ids
+from workbench.model.generation import generate_ids
 from workbench.model import resolve_precision
 from workbench.model.precision import cpu_bf16_flags, cpu_model, dtype_name
 from workbench.runs import write_json

@@ -33,15 +33,15 @@ SHAPES = {
 
 def build(shape: str, device: str, dtype: torch.dtype):
     """A WorkbenchModel with random weights of ``shape`` (seeded, built in code)."""
-    from workbench.model import WorkbenchModel, _boot
+    from workbench.model import TransformersBackend, WorkbenchModel
     from workbench.model.tiny import TINY_MODELS, build_tiny_model
 
     spec = replace(TINY_MODELS["tiny-random"], name=f"random-{shape}", **SHAPES[shape])
     hf_model, tokenizer = build_tiny_model(spec)
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
         hf_model.config.save_pretrained(tmp)
-        bridge = _boot(tmp, hf_model, tokenizer, torch.device(device), dtype)
-    return WorkbenchModel(bridge=bridge, tokenizer=tokenizer, spec=spec.name, family="qwen2")
+        backend = TransformersBackend.boot(tmp, hf_model, tokenizer, torch.device(device), dtype)
+    return WorkbenchModel(backend=backend, tokenizer=tokenizer, spec=spec.name, family="qwen2")
 
 
 def _sync(device: str) -> None:
@@ -51,8 +51,8 @@ def _sync(device: str) -> None:
 
 def main() -> None:
     from workbench.data import embedded_instructions
-    from workbench.evaluation.batched import condition_delta, generate_conditions_ids
-    from workbench.evaluation.generation import generate_ids
+    from workbench.model.generation import generate_ids
+    from workbench.steering.conditions import condition_delta, generate_conditions_ids
     from workbench.steering import add_vector
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

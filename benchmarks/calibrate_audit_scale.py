@@ -38,8 +38,8 @@ def candidate(text: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    from workbench.evaluation.batched import generate_conditions
-    from workbench.evaluation.generation import generate
+    from workbench.model.generation import generate
+    from workbench.steering.conditions import generate_conditions
     from workbench.evaluation.judges import SubstringJudge, is_refusal, make_judge
     from workbench.evaluation.stats import paired_delta, proportion_ci
     from workbench.evaluation.templates import resolve_templates

@@ -18,7 +18,7 @@ import csv
 
 
 def main() -> None:
-    from workbench.evaluation.batched import condition_delta
+    from workbench.steering.conditions import condition_delta
     from workbench.evaluation.efficacy import ab_probabilities_conditions, paired_mean_delta
     from workbench.jobs.audit import caa_behaviours
     from workbench.jobs.reopen import reopen_audit

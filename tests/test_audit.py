@@ -397,7 +397,7 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
 
     from workbench.evaluation.judges import SubstringJudge
 
-    import workbench.evaluation.batched as batched_mod
+    import workbench.steering.conditions as conditions_mod
     import workbench.evaluation.work as work_mod
 
     active = {"n": 0, "calls": 0}
@@ -424,7 +424,8 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(audit_mod, "add_vector", tracking(audit_mod.add_vector))
     monkeypatch.setattr(work_mod, "add_vector", tracking(work_mod.add_vector))
-    monkeypatch.setattr(batched_mod, "add_row_vectors", tracking(batched_mod.add_row_vectors))
+    monkeypatch.setattr(conditions_mod, "add_row_vectors",
+                        tracking(conditions_mod.add_row_vectors))
     monkeypatch.setattr(audit_mod, "make_judge", lambda spec, device=None, dtype=None: Watcher())
     out = tmp_path / "run"
     for engine in ("batched", "reference"):

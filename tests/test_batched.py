@@ -8,15 +8,15 @@ import torch
 from workbench import WorkbenchError
 from workbench.activations import collect_activations
 from workbench.data import embedded_instructions
-from workbench.evaluation.batched import (
+from workbench.geometry import remove_projection
+from workbench.model.engine import until_eos
+from workbench.model.generation import generate_ids
+from workbench.steering import add_row_vectors, add_vector
+from workbench.steering.conditions import (
     condition_delta,
     generate_conditions,
     generate_conditions_ids,
-    until_eos,
 )
-from workbench.evaluation.generation import generate_ids
-from workbench.geometry import remove_projection
-from workbench.steering import add_row_vectors, add_vector
 
 
 def _vec(model, seed, scale=3.0):
@@ -129,8 +129,8 @@ def test_bad_input_is_one_clear_error(tiny, setup):
 
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
 def test_last_logprobs_conditions_match_one_condition_at_a_time(tiny, setup, batch_size):
-    from workbench.evaluation.batched import last_logprobs_conditions
-    from workbench.evaluation.scores import last_logprobs
+    from workbench.model.logprobs import last_logprobs
+    from workbench.steering.conditions import last_logprobs_conditions
 
     prompts, conds = setup
     tokens = [3, 17, 101, 250]
@@ -177,7 +177,7 @@ def test_finished_rows_leave_the_batch_and_the_rest_match_generate(tiny, setup):
 
 
 def test_common_prefix_length_leaves_the_asked_tail():
-    from workbench.evaluation.batched import common_prefix_length
+    from workbench.model.engine import common_prefix_length
 
     assert common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
     assert common_prefix_length([[1, 2, 3], [1, 2, 3]], keep=2) == 1
@@ -189,8 +189,8 @@ def test_shared_prefix_logprobs_equal_full_forward(tiny, hooked):
     """The system turn run once gives the full forward's next-token log-probs, unhooked, under
     directional ablation and under an all-position addition (prompts of different lengths, so
     the rest of each prompt is padded between prefix and tokens)."""
-    from workbench.evaluation.batched import common_prefix_length, last_logprobs_shared_prefix
-    from workbench.evaluation.scores import last_logprobs
+    from workbench.model.engine import common_prefix_length, last_logprobs_shared_prefix
+    from workbench.model.logprobs import last_logprobs
     from workbench.steering import ablate_directions
 
     prompts = tiny.tokenize_instructions(
@@ -211,7 +211,7 @@ def test_prefill_fills_the_kv_cache_of_every_layer(tiny):
     """The shared-prefix path reuses the KV cache of a forward through the bridge; a
     transformers release whose cache argument the bridge does not pass on leaves it empty
     (5.24 with TransformerLens 4.3), and every cached generation then goes wrong."""
-    from workbench.evaluation.batched import prefill_cache, select_cache_rows
+    from workbench.model.engine import prefill_cache, select_cache_rows
 
     ids = torch.tensor(tiny.tokenize_instructions(["Explain how tides work."]))
     cache = prefill_cache(tiny, ids, torch.ones_like(ids))

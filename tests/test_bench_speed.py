@@ -17,7 +17,8 @@ def _run(monkeypatch, script, args):
 
 
 def test_gpu_generation_bench_runs_on_cpu_tiny(monkeypatch, tmp_path):
-    from workbench.evaluation import batched, generation
+    from workbench.model import generation
+    from workbench.steering import conditions
 
     # count the tokens the timed calls really generate (each path is run twice: warm-up, timed)
     made = {"generate_ids": [], "generate_conditions_ids": []}
@@ -33,7 +34,7 @@ def test_gpu_generation_bench_runs_on_cpu_tiny(monkeypatch, tmp_path):
         monkeypatch.setattr(module, name, wrapper)
 
     counting(generation, "generate_ids")
-    counting(batched, "generate_conditions_ids")
+    counting(conditions, "generate_conditions_ids")
     out = tmp_path / "gpu.json"
     _run(monkeypatch, "bench_gpu_generation.py",
          ["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--batch-sizes", "4",

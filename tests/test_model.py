@@ -44,7 +44,7 @@ def test_tokenizer_without_chat_template_is_refused(tiny):
     plain = copy.copy(tiny.tokenizer)
     plain.chat_template = None
     with pytest.raises(WorkbenchError, match="no chat template"):
-        WorkbenchModel(bridge=tiny.bridge, tokenizer=plain, spec="plain", family="qwen2")
+        WorkbenchModel(backend=tiny.backend, tokenizer=plain, spec="plain", family="qwen2")
 
 
 def _fake_wheel(path: Path, member: str, payload: bytes) -> Path:

@@ -15,7 +15,7 @@ from workbench.directions.refusal import (
     layer_cut,
     pick_candidate,
 )
-from workbench.evaluation.scores import kl_divergence, refusal_score
+from workbench.model.logprobs import kl_divergence, refusal_score
 
 
 def _logprobs(probs):

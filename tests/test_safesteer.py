@@ -587,7 +587,7 @@ def test_mcnemar_power_matches_simulation():
 def test_steering_spec_items_generate_as_under_the_direct_hooks(tiny):
     """A work item with a SafeSteer spec gives the tokens ``generate_ids`` gives under the
     steering functions called directly, for each method (what the job did before work items)."""
-    from workbench.evaluation.generation import generate_ids
+    from workbench.model.generation import generate_ids
     from workbench.evaluation.work import GenerationItem, run_item
     from workbench.safesteer.steering import (
         add_category_vector,

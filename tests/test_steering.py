@@ -4,7 +4,8 @@ import torch
 from conftest import hf_reference
 from workbench import WorkbenchError
 from workbench.activations import collect_activations
-from workbench.evaluation import generate, last_logprobs
+from workbench.model.generation import generate
+from workbench.model.logprobs import last_logprobs
 from workbench.steering import (
     ablate_directions,
     ablate_then_add,

@@ -46,8 +46,8 @@ from workbench.directions import (
 )
 from workbench.directions import prompt_filter as filter_prompts
 from workbench.errors import WorkbenchError
-from workbench.evaluation import generate as generate_ids_text
 from workbench.model import DEFAULT_MODEL, TEACHING_MODEL, load_model
+from workbench.model.generation import generate as generate_ids_text
 from workbench.vectors import (
     RefusalDirection,
     SteeringVector,

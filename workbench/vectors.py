@@ -40,7 +40,7 @@ FORMAT = "steering-workbench-vectors/1"
 def model_fingerprint(model) -> str:
     """SHA-256 of how the model resolved (no local paths) and its architecture config."""
     identity = {k: v for k, v in model.identity.items() if k not in ("path", "trust_remote_code")}
-    config = {k: v for k, v in model.hf_model.config.to_dict().items()
+    config = {k: v for k, v in model.config_dict().items()
               if k not in ("_name_or_path", "transformers_version", "dtype", "torch_dtype")}
     blob = json.dumps({"identity": identity, "config": config}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -73,7 +73,7 @@ def _reading_hooks(model, kinds, layers, mask_ref, offsets, sink: Callable) -> I
 
     fwd = [(hook_name(kind, layer), make(kind, li))
            for kind in kinds for li, layer in enumerate(layers)]
-    with model.bridge.hooks(fwd_hooks=fwd):
+    with model.hooks(fwd):
         yield
 
 

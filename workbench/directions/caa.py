@@ -16,6 +16,7 @@ from jaxtyping import Float
 from workbench.activations import collect_activations, mean_activations
 from workbench.data import ContrastPair
 from workbench.errors import WorkbenchError
+from workbench.model.engine import prefill_cache, select_cache_rows
 
 Tensor = torch.Tensor
 
@@ -64,8 +65,6 @@ def caa_vector_shared_prefix(
     """
     from tqdm.auto import tqdm
 
-    from workbench.evaluation.batched import prefill_cache, select_cache_rows
-
     pos, neg = caa_prompts(model, pairs)
     if any(p[:-1] != q[:-1] or len(p) < 2 for p, q in zip(pos, neg)):
         return caa_vector(model, pairs, batch_size=batch_size, progress=progress)
@@ -82,7 +81,7 @@ def caa_vector_shared_prefix(
                                device=ids.device)[:, None]
         full = torch.cat([mask, torch.ones_like(mask[:, :1])], 1).index_select(0, rows)
         with torch.inference_mode():
-            out = model.hf_model.model(
+            out = model.base_forward(
                 input_ids=letters, attention_mask=full,
                 position_ids=(full.long().cumsum(-1) - 1)[:, -1:],
                 past_key_values=select_cache_rows(cache, rows), use_cache=True,

@@ -33,12 +33,12 @@ from tqdm.auto import tqdm
 
 from workbench.activations import collect_activations, mean_activations
 from workbench.errors import WorkbenchError
-from workbench.evaluation.batched import (
+from workbench.model.engine import (
     common_prefix_length,
     forwards_after_prefix,
     last_logprobs_shared_prefix,
 )
-from workbench.evaluation.scores import kl_divergence, last_logprobs, refusal_score
+from workbench.model.logprobs import kl_divergence, last_logprobs, refusal_score
 from workbench.steering import ablate_directions, add_vector
 
 Tensor = torch.Tensor
@@ -319,7 +319,7 @@ def select_refusal_direction(
 
     ``share_prefix`` runs the validation prompts' common prefix (the chat template's system
     turn) once per forward instead of once per prompt
-    (:func:`workbench.evaluation.batched.last_logprobs_shared_prefix`): the scores change by
+    (:func:`workbench.model.engine.last_logprobs_shared_prefix`): the scores change by
     float rounding only, and every forward here is one the prefix sharing is exact for.
 
     ``done`` holds scores already computed, by (position, layer), and ``on_score`` is called

@@ -1,6 +1,13 @@
-"""Evaluation: generation under steering, jailbreak templates, judges, scores and statistics."""
+"""Evaluation: generation under steering, jailbreak templates, judges, scores and statistics.
 
-from workbench.evaluation.generation import generate
+``generate``, ``last_logprobs``, ``refusal_score`` and ``kl_divergence`` live in the model
+runtime (:mod:`workbench.model.generation`, :mod:`workbench.model.logprobs`) and are
+re-exported here.
+"""
+
+from workbench.model.generation import generate
+from workbench.model.logprobs import kl_divergence, last_logprobs, refusal_score
+
 from workbench.evaluation.judges import (
     REFUSAL_SUBSTRINGS,
     ClassifierJudge,
@@ -13,7 +20,6 @@ from workbench.evaluation.judges import (
     make_judge,
     refusal_rate,
 )
-from workbench.evaluation.scores import kl_divergence, last_logprobs, refusal_score
 from workbench.evaluation.stats import paired_delta, proportion_ci, rate_table, regression
 from workbench.evaluation.templates import BUILTIN_TEMPLATES, Template, resolve_templates
 

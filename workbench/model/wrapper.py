@@ -1,22 +1,25 @@
-"""The model wrapper: a TransformerBridge plus what steering research needs to know about it.
+"""The model wrapper: a backend plus what steering research needs to know about the model.
 
 It owns the chat formatting (always the tokenizer's own template), the post-instruction
 ("eoi") tokens that the template puts after every instruction, the refusal tokens of the
-model family, and left-padded batching with correct attention masks and position ids.
-The bridge keeps the raw Hugging Face weights and residual basis (no weight processing),
-so ``blocks.{l}.hook_resid_pre`` equals Hugging Face ``hidden_states[l]`` and vectors found
-here transfer to any other backend.
+model family, and left-padded batching with correct attention masks and position ids. The
+network itself is run by a backend (:mod:`workbench.model.backend`; today a TransformerBridge
+in the raw Hugging Face basis, so ``blocks.{l}.hook_resid_pre`` equals Hugging Face
+``hidden_states[l]`` and vectors found here transfer to any other backend). Workbench code
+reaches the network only through the runtime methods below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from jaxtyping import Int
 
 from workbench.errors import WorkbenchError
+from workbench.model.backend import Backend, FwdHook, TransformersBackend, raw_hf_model
 
 # First words of typical refusals, per model family; their first tokens are the refusal tokens.
 REFUSAL_WORDS: dict[str, tuple[str, ...]] = {
@@ -29,27 +32,48 @@ REFUSAL_WORDS: dict[str, tuple[str, ...]] = {
 _SENTINEL = "WORKBENCH_INSTRUCTION_SENTINEL"
 
 
-@dataclass
 class WorkbenchModel:
     """A chat model ready for caching, steering and generation.
 
     Attributes:
-        bridge: the TransformerLens 4 ``TransformerBridge`` (raw HF basis).
+        backend: what runs the network (:class:`~workbench.model.backend.Backend`).
         tokenizer: the model's Hugging Face tokenizer, with a chat template.
         spec: the spec the model was loaded from (``tiny-random``, an HF id, a path, ...).
         family: architecture family (``qwen2``, ``llama``, ...), which picks refusal tokens.
         identity: how the spec resolved (hub id, local path, hashes), for run records.
         precision: the dtype the weights and activations are in, and why it was chosen.
+
+    ``bridge`` and ``hf_model`` are escape hatches to the raw TransformerLens bridge and
+    Hugging Face module, for notebook users; workbench code itself goes through the runtime
+    methods (``hooks``, ``forward``, ``base_forward``, ``lm_forward``, ``generate``, ...).
     """
 
-    bridge: Any
-    tokenizer: Any
-    spec: str
-    family: str
-    identity: dict = field(default_factory=dict)
-    precision: Any = None
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        tokenizer: Any = None,
+        spec: str = "",
+        family: str = "unknown",
+        identity: dict | None = None,
+        precision: Any = None,
+        *,
+        bridge: Any = None,
+    ) -> None:
+        if bridge is not None:
+            if backend is not None:
+                raise WorkbenchError("give a backend or a bridge, not both")
+            warnings.warn("WorkbenchModel(bridge=...) is deprecated; pass "
+                          "backend=TransformersBackend(bridge)", DeprecationWarning, stacklevel=2)
+            backend = TransformersBackend(bridge)
+        if backend is None or tokenizer is None:
+            raise WorkbenchError("WorkbenchModel needs a backend and a tokenizer; "
+                                 "use workbench.load_model(spec)")
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.family = family
+        self.identity = {} if identity is None else identity
+        self.precision = precision
         if not getattr(self.tokenizer, "chat_template", None):
             raise WorkbenchError(
                 f"the tokenizer of {self.spec!r} has no chat template; use an instruction-tuned "
@@ -65,28 +89,34 @@ class WorkbenchModel:
 
     # ---- shape facts -------------------------------------------------------------------
     @property
+    def bridge(self) -> Any:
+        """Escape hatch: the raw TransformerLens bridge (transformers backend only)."""
+        return self.backend.bridge
+
+    @property
     def hf_model(self) -> torch.nn.Module:
-        return self.bridge.original_model
+        """Escape hatch: the raw Hugging Face module (:func:`~workbench.model.raw_hf_model`)."""
+        return raw_hf_model(self)
 
     @property
     def n_layers(self) -> int:
-        return int(self.bridge.cfg.n_layers)
+        return int(self.backend.n_layers)
 
     @property
     def d_model(self) -> int:
-        return int(self.bridge.cfg.d_model)
+        return int(self.backend.d_model)
 
     @property
     def d_mlp(self) -> int:
-        return int(self.hf_model.config.intermediate_size)
+        return int(self.backend.d_mlp)
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf_model.parameters()).device
+        return self.backend.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.hf_model.parameters()).dtype
+        return self.backend.dtype
 
     @property
     def n_eoi(self) -> int:
@@ -169,13 +199,20 @@ class WorkbenchModel:
             mask[row, width - len(toks):] = 1
         return ids.to(self.device), mask.to(self.device)
 
+    # ---- runtime: hooks and forwards (delegated to the backend) --------------------------
+    @contextmanager
+    def hooks(self, fwd_hooks: Sequence[FwdHook]) -> Iterator[None]:
+        """Attach ``(hook name, fn)`` forward hooks for the ``with`` block; always removed."""
+        with self.backend.hooks(fwd_hooks):
+            yield
+
     def forward(
         self,
         input_ids: Int[torch.Tensor, "batch seq"],
         attention_mask: Int[torch.Tensor, "batch seq"],
         stop_at_layer: int | None = None,
     ) -> torch.Tensor | None:
-        """One padded forward through the bridge (hooks active).
+        """One padded forward through the hooked network (hooks active).
 
         Returns the logits, or None when ``stop_at_layer`` is given: the pass then ends after
         block ``stop_at_layer - 1`` and never reaches the unembedding (for the last block, the
@@ -186,25 +223,21 @@ class WorkbenchModel:
             return None
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            return self.bridge(
-                input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                stop_at_layer=stop_at_layer,
-                return_type=None if stop_at_layer is not None else "logits",
-            )
+            return self.backend.forward(input_ids, attention_mask, position_ids, stop_at_layer)
 
     def final_hidden(
         self,
         input_ids: Int[torch.Tensor, "batch seq"],
         attention_mask: Int[torch.Tensor, "batch seq"],
     ) -> torch.Tensor:
-        """Final-norm hidden states [batch, seq, d_model] (bridge hooks fire; no unembedding).
+        """Final-norm hidden states [batch, seq, d_model] (hooks fire; no unembedding).
 
         Used when only a few positions' logits are needed: apply ``unembed`` to those alone
         instead of materialising [batch, seq, vocab] logits.
         """
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            out = self.hf_model.model(
+            out = self.backend.base_forward(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                 use_cache=False,
             )
@@ -213,7 +246,49 @@ class WorkbenchModel:
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits from final-norm hidden states, through the model's own output head."""
         with torch.inference_mode():
-            return self.hf_model.get_output_embeddings()(hidden)
+            return self.backend.unembed(hidden)
+
+    def base_forward(self, **kwargs) -> Any:
+        """The decoder without its output head (hooks fire), as the KV-cache engine calls it.
+
+        Keywords go to the backend unchanged (``input_ids``, ``attention_mask``,
+        ``position_ids``, ``past_key_values``, ``use_cache``, ``output_hidden_states``); the
+        output has ``last_hidden_state``, ``hidden_states`` and ``past_key_values``. The caller
+        picks the grad mode (the engine runs under ``torch.inference_mode()``).
+        """
+        return self.backend.base_forward(**kwargs)
+
+    def lm_forward(self, **kwargs) -> Any:
+        """The decoder with its output head (hooks fire): a prefill or a decode step with a
+        KV cache (``past_key_values``, ``use_cache``, ``logits_to_keep``); the output has
+        ``logits`` and ``past_key_values``."""
+        return self.backend.lm_forward(**kwargs)
+
+    def generate(self, **kwargs) -> Any:
+        """Hugging Face ``generate`` on the hooked network (hooks fire at every step)."""
+        return self.backend.generate(**kwargs)
+
+    # ---- runtime: weights and config ---------------------------------------------------
+    def residual_writers(self) -> list[tuple[torch.nn.Module, str]]:
+        """Modules whose outputs are written into the residual stream, with their weight
+        layout: the embedding (``"rows"``: rows live in the residual basis), then each
+        block's attention output and MLP output (``"cols"``: Linear weights map into it)."""
+        return self.backend.residual_writers()
+
+    def mlp_out_weight(self, layer: int) -> torch.Tensor:
+        """The MLP output projection (``down_proj``) weight of ``layer``: [d_model, d_mlp]."""
+        return self.backend.mlp_out_weight(self.check_layer(layer))
+
+    def config_dict(self) -> dict:
+        """The model's architecture config as a plain dict (for fingerprints and records)."""
+        return self.backend.config_dict()
+
+    def eos_token_ids(self) -> set[int]:
+        """The token ids that end generation (the generation config, else the tokenizer)."""
+        eos = self.backend.eos_token_ids()
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set(eos) if isinstance(eos, (list, tuple)) else {eos}
 
     def __repr__(self) -> str:
         return (f"WorkbenchModel(spec={self.spec!r}, family={self.family!r}, "

@@ -27,7 +27,8 @@ from jaxtyping import Float
 
 from workbench.activations import collect_activations
 from workbench.errors import WorkbenchError
-from workbench.evaluation import generate, last_logprobs, refusal_score
+from workbench.model.generation import generate
+from workbench.model.logprobs import last_logprobs, refusal_score
 from workbench.geometry import remove_projection, unit
 from workbench.steering import add_vector
 

@@ -249,7 +249,7 @@ def writeout_directions(
     """Rows: the residual-stream direction each neuron writes (its column of ``down_proj``)."""
     layer = model.check_layer(layer)
     idx = check_neurons(model, layer, neurons)
-    weight = model.bridge.blocks[layer].mlp.out.original_component.weight
+    weight = model.mlp_out_weight(layer)
     return weight.detach()[:, idx].T.double().cpu()
 
 

@@ -82,7 +82,7 @@ def scale_neurons(
         return fn
 
     fwd = [(hook_name("mlp_post", layer), make(idx, vals)) for layer, idx, vals in plan]
-    with model.bridge.hooks(fwd_hooks=fwd):
+    with model.hooks(fwd):
         yield
 
 

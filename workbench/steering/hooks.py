@@ -77,7 +77,7 @@ def add_vector(
         return fn
 
     fwd = [(hook_name(hook, l), make(v)) for l, v in per_layer.items()]
-    with model.bridge.hooks(fwd_hooks=fwd):
+    with model.hooks(fwd):
         yield
 
 
@@ -124,7 +124,7 @@ def add_row_vectors(
         return fn
 
     fwd = [(hook_name(hook, model.check_layer(l)), make(d)) for l, d in deltas.items()]
-    with model.bridge.hooks(fwd_hooks=fwd):
+    with model.hooks(fwd):
         yield
 
 
@@ -149,17 +149,8 @@ def ablate_directions(
     fn = lambda t, hook: _project_out(t, q)  # noqa: E731
     fwd = [(hook_name(kind, l), fn) for l in _layers(model, layers)
            for kind in ("resid_pre", "attn_out", "mlp_out")]
-    with model.bridge.hooks(fwd_hooks=fwd):
+    with model.hooks(fwd):
         yield
-
-
-def _writers(model) -> list[tuple[torch.nn.Module, str]]:
-    """Modules whose outputs are written into the residual stream, with their weight layout."""
-    mods = [(model.hf_model.get_input_embeddings(), "rows")]
-    for block in model.bridge.blocks:
-        mods.append((block.attn.o.original_component, "cols"))
-        mods.append((block.mlp.out.original_component, "cols"))
-    return mods
 
 
 @contextmanager
@@ -176,7 +167,7 @@ def orthogonalized_weights(
     saved: list[tuple[torch.nn.Parameter, Tensor]] = []
     try:
         with torch.no_grad():
-            for module, layout in _writers(model):
+            for module, layout in model.residual_writers():
                 w = module.weight
                 saved.append((w, w.detach().clone()))
                 qq = q.to(device=w.device)

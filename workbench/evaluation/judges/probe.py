@@ -80,8 +80,7 @@ def each_batch_resid(model, pairs: Sequence[tuple[list[int], int]], layers: Sequ
         return read
 
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-    with model.bridge.hooks(fwd_hooks=[(hook_name("resid_pre", layer), make(layer))
-                                       for layer in layers]):
+    with model.hooks([(hook_name("resid_pre", layer), make(layer)) for layer in layers]):
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             ids, mask = model.pad([pairs[i][0] for i in rows])
