@@ -28,11 +28,11 @@ import torch.
 """
 
 from workbench.errors import WorkbenchError
+from workbench.version import __version__
 
 __all__ = ["DEFAULT_MODEL", "RefusalDirection", "SteeringVector", "TEACHING_MODEL",
            "WorkbenchError", "WorkbenchModel", "caa", "cosine_by_layer", "generate",
            "load_model", "plot", "refusal_direction"]
-__version__ = "0.1.0"
 
 # name -> the module that defines it; imported on first access
 _LAZY = {"WorkbenchModel": "workbench.model", "DEFAULT_MODEL": "workbench.model",
@@ -41,8 +41,8 @@ _LAZY = {"WorkbenchModel": "workbench.model", "DEFAULT_MODEL": "workbench.model"
          "generate": "workbench.api", "cosine_by_layer": "workbench.api",
          "SteeringVector": "workbench.vectors", "RefusalDirection": "workbench.vectors"}
 _SUBMODULES = {"activations", "analysis", "api", "data", "directions", "distributed",
-               "evaluation", "figures", "geometry", "jobs", "model", "notebook", "plot", "runs",
-               "safesteer", "steering", "vectors"}
+               "evaluation", "figures", "geometry", "jobs", "model", "notebook", "plot", "report",
+               "rundir", "runs", "safesteer", "steering", "validation", "vectors"}
 
 
 def __getattr__(name: str):

@@ -57,7 +57,7 @@ def header_metadata(model_meta: dict, vectors: dict[str, dict], data: dict | Non
                     **extra) -> dict[str, str]:
     """Header metadata from a :func:`model_metadata` record (kept by a vector object, so it
     can be saved without the model); see :func:`vector_metadata`."""
-    from workbench import __version__
+    from workbench.version import __version__
 
     hashes = {k: (v["sha256"] if isinstance(v, dict) else v) for k, v in (data or {}).items()}
     meta = {"format": FORMAT, **model_meta,
