@@ -740,7 +740,7 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
     from workbench.evaluation.generation import generate
     from workbench.evaluation.judges.trained import embed_texts
     from workbench.evaluation.open_ended import axis_accuracy, choice_texts, fit_behaviour_axis
-    from workbench.safesteer.quality import minilm_model
+    from workbench.evaluation.embeddings import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
              and not c.harmful_only and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]

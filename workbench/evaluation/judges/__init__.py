@@ -16,13 +16,12 @@ from workbench.evaluation.judges.registry import (
     split_spec,
     validated_agreement,
 )
-from workbench.evaluation.judges.substring import (
+from workbench.evaluation.judges.substring import SubstringJudge, label_response
+from workbench.evaluation.text_checks import (
     REFUSAL_SUBSTRINGS,
-    SubstringJudge,
     comprehensibility,
     is_comprehensible,
     is_refusal,
-    label_response,
     refusal_rate,
 )
 
