@@ -118,7 +118,8 @@ SAFESTEER = [
     (["--refusal", "no/such/run"], "not 'candidates', 'select' or a directions run"),
     (["--relevance", "bert"], "relevance 'bert' is unknown"),
     (["--categories", "privacy,privacy"], "a name repeats"),
-    (["--methods", "steer"], "method 'steer' is unknown"),
+    (["--intervention", "steer"], "intervention 'steer' is unknown"),
+    (["--methods", "steer"], "intervention 'steer' is unknown"),  # the deprecated flag
     (lambda f: ["--harmful", f["latin1.txt"]], "not UTF-8"),
     (lambda f: ["--out", f["a_file"]], "a file of that name exists"),
 ]

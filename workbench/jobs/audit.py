@@ -248,7 +248,7 @@ def _saved_directions(out: Path, cfg: AuditConfig) -> Directions | None:
 
 def method_directions(model, cfg: AuditConfig, pairs: dict, caa: dict,
                       layers: list[int]) -> dict[tuple[str, str], torch.Tensor]:
-    """Per (behaviour, method), a ``[n_layers, d]`` vector: CAA, or a unit PCA / probe direction
+    """Per (behaviour, method), a ``[n_layers, d]`` vector: CAA, or a unit PCA / logistic direction
     scaled to the CAA vector's norm at each layer (so coefficients are comparable).
 
     PCA runs on letter-balanced differences (each item plus its choices-swapped twin), since
@@ -275,11 +275,11 @@ def method_directions(model, cfg: AuditConfig, pairs: dict, caa: dict,
                 raise WorkbenchError(
                     f"the pca method needs A/B items laid out as '\\n (A) ...\\n (B) ...' to "
                     f"swap their choices, and only {len(keep)} of {b!r}'s {len(pairs[b])} "
-                    "are; use --method caa,probe for this behaviour's file")
+                    "are; use --method caa,logistic for this behaviour's file")
             s_pos, s_neg = letter_acts([swapped[i] for i in keep])
             full["pca"] = pca_of_letter_balanced((a_pos - a_neg)[keep], s_pos - s_neg)
-        if "probe" in extra:
-            full["probe"] = probe_direction(a_pos, a_neg, seed=cfg.seed)[0]
+        if "logistic" in extra:
+            full["logistic"] = probe_direction(a_pos, a_neg, seed=cfg.seed)[0]
         for m, dirs in full.items():
             vec = torch.zeros_like(v, dtype=torch.float64)
             for i, l in enumerate(layers):

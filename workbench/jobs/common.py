@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import WorkbenchError
-from workbench.jobs.validation import check_types, text_file, validate
-from workbench.runs import read_json, write_json
+from workbench.validation import check_types, rename_fields, text_file, validate
 
 # Config fields that change nothing in a job's results, so a run may resume with other values.
 NON_RESULT_FIELDS = {"preset", "device", "out", "batch_size", "figures", "png", "progress"}
@@ -29,6 +28,7 @@ def read_toml(path: str | Path, config_cls) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise WorkbenchError(f"config file {path} is not valid TOML ({exc}); fix it") from None
+    data = rename_fields(config_cls, data, where=f" in {path}")
     unknown = sorted(set(data) - set(field_names(config_cls)))
     if unknown:
         raise WorkbenchError(f"unknown config key {unknown[0]!r} in {path}; valid keys: "
@@ -41,14 +41,17 @@ def resolve_config(config_cls, presets: dict, preset: str | None, toml: str | No
     """Preset (flag, else the TOML's ``preset``, else quick), then the TOML file, then overrides.
 
     Override values of None are ignored, so unset command-line flags change nothing. Every
-    field is then validated (``workbench.jobs.validation``) before anything loads.
+    field is then validated (:mod:`workbench.validation`) before anything loads. ``presets``
+    maps a name to a :class:`~workbench.jobs.options.Preset` (or to its values).
     """
     file_values = read_toml(toml, config_cls) if toml else {}
     check_types(config_cls, file_values, where=f" in {toml}")
+    overrides = rename_fields(config_cls, overrides)
     preset = preset or file_values.get("preset") or "quick"
     if preset not in presets:
         raise WorkbenchError(f"unknown preset {preset!r}; use one of {', '.join(presets)}")
-    values = {**presets[preset], **file_values, "preset": preset}
+    preset_values = getattr(presets[preset], "values", presets[preset])
+    values = {**preset_values, **file_values, "preset": preset}
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - set(field_names(config_cls)))
     if unknown:
@@ -96,8 +99,14 @@ def result_fields(cfg, non_result: set[str]) -> dict:
     return values
 
 
-def check_run_dir(out: Path, job: str, result_config: dict) -> None:
-    """Refuse to mix results: an existing RUN_DIR must hold the same job with the same config."""
+def check_run_dir(out: Path, job: str, result_config: dict,
+                  renamed: dict[str, str] | None = None) -> None:
+    """Refuse to mix results: an existing RUN_DIR must hold the same job with the same config.
+
+    ``renamed`` maps old config keys to new ones, so a run written before a rename resumes.
+    """
+    from workbench.runs import read_json
+
     run_json = out / "run.json"
     if not run_json.exists():
         if (out / "generations.jsonl").exists():
@@ -108,6 +117,7 @@ def check_run_dir(out: Path, job: str, result_config: dict) -> None:
         raise WorkbenchError(f"{out} holds a {old.get('job')!r} run, not a {job} run; use a "
                              "new --out")
     theirs = old.get("result_config", {})
+    theirs = {(renamed or {}).get(k, k): v for k, v in theirs.items()}
     if "dtype" in result_config and "dtype" not in theirs:  # written before dtypes: float32
         theirs = {**theirs, "dtype": "float32"}
     diff = sorted(k for k in set(result_config) | set(theirs)
@@ -158,6 +168,8 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
 def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnings: list[str],
                timings: dict, t0: float, job=None, **fields) -> dict:
     """Render the figures (if asked), then write the completed run.json and return it."""
+    from workbench.runs import write_json
+
     warnings = list(warnings)
     if cfg.figures:
         if job is not None:
