@@ -103,12 +103,12 @@ anything = st.one_of(
 def _builders():
     from workbench.jobs import config, safesteer
     from workbench.jobs.directions import DirectionsConfig
-    from workbench.jobs.validation import validate
+    from workbench.validation import validate
 
     def directions(**kw):
         from dataclasses import replace
 
-        from workbench.jobs.validation import check_types
+        from workbench.validation import check_types
 
         check_types(DirectionsConfig, kw)
         return validate(replace(DirectionsConfig(model="tiny-random"), **kw), set(kw))

@@ -274,8 +274,8 @@ def test_config_rejects_unknown_keys_and_choices(tmp_path):
     bad.write_text("top_kk = 3\n")
     with pytest.raises(WorkbenchError, match="unknown config key 'top_kk'"):
         job.build_config(toml=str(bad))
-    with pytest.raises(WorkbenchError, match="method 'steer' is unknown"):
-        job.build_config("smoke", methods=["steer"])
+    with pytest.raises(WorkbenchError, match="intervention 'steer' is unknown"):
+        job.build_config("smoke", interventions=["steer"])
 
 
 # --------------------------------------------------------------------------- quality

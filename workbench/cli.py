@@ -3,6 +3,13 @@
 Start-up imports nothing heavy (no torch, no transformers): each command imports what it needs
 inside its function, so ``workbench --help`` answers at once. Every user-facing problem
 surfaces as one ``error: ...`` line (exit status 2), no traceback.
+
+The options of ``audit``, ``directions`` and ``safesteer`` are generated from their config
+dataclasses (:func:`add_config_options`): each field declared with
+:func:`workbench.jobs.options.option` carries its flag, metavar and help, and the defaults the
+help quotes come from the job's preset table. Registries (judges, extraction methods,
+templates, presets) are listed by ``workbench list``, and validation
+(:mod:`workbench.validation`) reads them, so a new entry needs no edit here.
 """
 
 from __future__ import annotations

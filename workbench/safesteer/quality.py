@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.evaluation import embeddings
+import workbench.evaluation.embeddings as embeddings
 
 RELEVANCE_METHODS = ("minilm", "tfidf")
 

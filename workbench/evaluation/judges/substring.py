@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Iterable, Sequence
 
-from workbench.evaluation import text_checks
+import workbench.evaluation.text_checks as text_checks
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, SAFE, Judge, check_pairs
 
 # names that moved to workbench.evaluation.text_checks (old import path kept for one release)
