@@ -332,9 +332,10 @@ def refusal_source(name, value):
 
 # --------------------------------------------------------------------------- choices
 
-# Fixed choices, by field name. dtype, engine and refusal_search repeat tuples of heavier
-# modules (model.specs, evaluation.work, directions.refusal) so that --help imports no torch;
-# tests/test_validation.py checks they agree.
+# Fixed choices, by field name (the CLI's argparse choices come from here). dtype and engine
+# repeat model.specs.DTYPE_CHOICES and evaluation.work.ENGINES so that --help imports no torch
+# (tests/test_validation.py checks they agree); directions.refusal checks the same two
+# refusal_search names.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": DTYPE_CHOICES,
     "engine": ("batched", "reference"),
