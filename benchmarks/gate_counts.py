@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HELDOUT = ROOT / "tests" / "data" / "judge_heldout.jsonl"
 # Run in a child process whose ``workbench`` is the old revision's: prints one verdict a line.
 _CHILD = ("import json, sys\n"
-          "from workbench.evaluation.judges.substring import is_comprehensible\n"
+          "from workbench.evaluation.text_checks import is_comprehensible\n"
           "for text in json.load(sys.stdin):\n"
           "    print(int(is_comprehensible(text)))\n")
 

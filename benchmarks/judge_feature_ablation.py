@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from workbench.evaluation.judges.substring import is_comprehensible
+from workbench.evaluation.text_checks import is_comprehensible
 from workbench.evaluation.judges.train import (
     SOURCES,
     fold_groups,
@@ -28,7 +28,7 @@ from workbench.evaluation.judges.train import (
     source_weights,
 )
 from workbench.evaluation.judges.trained import pair_features
-from workbench.safesteer.quality import minilm_model
+from workbench.evaluation.embeddings import minilm_model
 
 CHUNK, N_CHUNKS = 96, 5
 

@@ -5,7 +5,7 @@
 
 Uses the quick audit's pairs (40 letter-balanced training pairs per behaviour, seed 0) and the
 audit's own code (``method_vectors``): ``pca`` (letter-balanced: each item plus its
-choices-swapped twin), ``probe``, and, for comparison, the plain PCA of the differences that
+choices-swapped twin), ``logistic`` (called ``probe`` before), and, for comparison, the plain PCA of the differences that
 the audit used before (whose first component is the answer-letter axis).
 """
 
@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
     layers = [int(x) for x in args.layers.split(",")]
-    cfg = build_config("quick", model=args.model, methods=["caa", "pca", "probe"])
+    cfg = build_config("quick", model=args.model, methods=["caa", "pca", "logistic"])
     model = load_model(args.model, dtype=args.dtype)
     pairs, _ = split_contrast({b: embedded_contrast(b) for b in BEHAVIOURS}, cfg.caa_limit,
                               cfg.efficacy_pairs, cfg.seed)

@@ -22,7 +22,7 @@ from sklearn.metrics import cohen_kappa_score
 def main() -> None:
     from workbench import load_model
     from workbench.evaluation.judges.probe import PROBE_MODEL, pooled_residuals
-    from workbench.evaluation.judges.substring import is_comprehensible
+    from workbench.evaluation.text_checks import is_comprehensible
     from workbench.evaluation.judges.train import (
         SOURCES,
         cross_validate,

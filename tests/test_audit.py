@@ -444,17 +444,17 @@ def test_judges_never_run_under_steering_hooks(tmp_path, monkeypatch):
     assert "Not measured" in report  # efficacy_pairs = 0
 
 
-def test_norm_scale_pca_probe_methods_and_layers(tmp_path):
+def test_norm_scale_pca_logistic_methods_and_layers(tmp_path):
     out = tmp_path / "run"
     cfg = build_config("smoke", out=str(out), progress=False, figures=False, controls=False,
-                       behaviours=["sycophancy"], methods=["caa", "pca", "probe"],
+                       behaviours=["sycophancy"], methods=["caa", "pca", "logistic"],
                        coefficient_scale="norm", coefficients=[0.5], layers=[1, 2],
                        efficacy_pairs=4, templates=["direct"], attack_limit=4, benign_limit=2)
     run_audit(cfg)
     everything = _rows(out / "conditions.csv")
     conds = [c for c in everything if c["placebo"] == "False"]
     assert {(c["method"], c["layer"]) for c in conds} == {
-        (m, l) for m in ("caa", "pca", "probe") for l in ("1", "2")}
+        (m, l) for m in ("caa", "pca", "logistic") for l in ("1", "2")}
     # the placebo directions are pushed exactly as hard: 0.5 x the mean residual norm
     placebo = [c for c in everything if c["behaviour"].startswith("placebo-")]
     assert {c["layer"] for c in placebo} == {"1", "2"} and len(placebo) == 2 * 2
@@ -470,9 +470,9 @@ def test_norm_scale_pca_probe_methods_and_layers(tmp_path):
             # the added vector's norm is 0.5 x the mean residual norm at its layer
             assert float(c["coefficient_abs"]) * float(c["vector_norm"]) == pytest.approx(
                 0.5 * float(c["resid_norm"]), rel=1e-4)
-            # pca / probe directions are scaled to the CAA norm
+            # pca / logistic directions are scaled to the CAA norm
             assert float(c["vector_norm"]) == pytest.approx(caa_norm[c["layer"]], rel=1e-5)
-    assert {r["method"] for r in _rows(out / "efficacy.csv")} == {"caa", "pca", "probe"}
+    assert {r["method"] for r in _rows(out / "efficacy.csv")} == {"caa", "pca", "logistic"}
     assert "## By layer" in (out / "report.md").read_text()
 
 
@@ -504,11 +504,11 @@ def test_cli_flags_reach_the_config(monkeypatch):
 
     monkeypatch.setattr(cli, "_run_job", fake_run_job)
     assert main(["audit", "--preset", "smoke", "--judge-model", "m", "--coefficient-scale",
-                 "norm", "--method", "caa,probe", "--no-controls", "--efficacy-pairs", "3",
+                 "norm", "--method", "caa,logistic", "--no-controls", "--efficacy-pairs", "3",
                  "--open-ended-tokens", "0"]) == 0
     cfg = seen["cfg"]
     assert (cfg.judge_model, cfg.coefficient_scale, cfg.methods, cfg.controls,
-            cfg.efficacy_pairs, cfg.open_ended_tokens) == ("m", "norm", ["caa", "probe"], False,
+            cfg.efficacy_pairs, cfg.open_ended_tokens) == ("m", "norm", ["caa", "logistic"], False,
                                                            3, 0)
 
 

@@ -305,3 +305,20 @@ def test_real_attack_sets_from_their_pinned_wheels(name, n, n_categories):
     assert all(r.instruction.strip() and r.risk in bm.RISK_CATEGORIES for r in recs)
     if n_categories is not None:
         assert len({r.category for r in recs}) == n_categories
+
+
+def test_sources_know_carriers_not_data_sets(fake_index):
+    """data/sources.py reads a carrier's members without importing data/benchmarks.py (no
+    circle); the old call with a data set description still works."""
+    import ast
+    from pathlib import Path
+
+    from workbench.data import sources
+
+    tree = ast.parse(Path(sources.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "workbench.data.benchmarks" not in imported
+    bench = bm.BENCHMARKS["jbb"]
+    rows = sources.package_rows(bench.carrier, bench.members, bench.fmt)
+    assert rows == sources.package_rows(bench)
+    assert rows[0][0] == "jailbreakbench/data/behaviors.csv" and len(rows[0][1]) == 12

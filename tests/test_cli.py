@@ -98,3 +98,159 @@ def test_models_command(capsys):
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "qwen2.5-coder-0.5b-instruct" in text and "tiny-random" in text
+
+
+# --------------------------------------------------------------------------- options from configs
+
+# The command-line contract: every flag of the job commands (options are generated from the
+# config fields' metadata; a flag may be added, none may silently disappear).
+FLAGS = {
+    "audit": {
+        "--preset", "--config", "--model", "--device", "--dtype", "--trust-remote-code", "--out",
+        "--attack", "--attack-limit", "--benign", "--benign-limit", "--templates",
+        "--template-file", "--behaviours", "--layers", "--coefficients",
+        "--mitigation-coefficients", "--placebo-directions", "--mitigation", "--judge-model",
+        "--coefficient-scale", "--method", "--no-controls", "--efficacy-pairs",
+        "--open-ended-tokens", "--no-prompt-filter", "--allow-fallback", "--engine", "--ray",
+        "--ray-workers", "--ray-gpus-per-worker", "--max-new-tokens", "--batch-size", "--judge",
+        "--seed", "--no-png", "--quiet"},
+    "directions": {
+        "--model", "--harmful", "--harmless", "--contrast", "--out", "--device", "--dtype",
+        "--trust-remote-code", "--n-train", "--n-val", "--seed", "--batch-size",
+        "--search-layers", "--search-positions", "--kl-threshold", "--induce-threshold",
+        "--no-prompt-filter", "--allow-fallback", "--refusal-search", "--refusal-top-k",
+        "--evaluate", "--max-new-tokens", "--induce-coefficient", "--quiet"},
+    "safesteer": {
+        "--preset", "--config", "--model", "--device", "--dtype", "--trust-remote-code", "--out",
+        "--harmful", "--harmless", "--categories", "--n-train", "--n-eval", "--layers",
+        "--multipliers", "--intervention", "--methods", "--method", "--top-k", "--refusal",
+        "--filter-refusals", "--relevance", "--ray", "--ray-workers", "--ray-gpus-per-worker",
+        "--max-new-tokens", "--batch-size", "--judge", "--seed", "--no-png", "--quiet"},
+}
+
+
+def _subparser(command):
+    import argparse
+
+    from workbench.cli import build_parser
+
+    parser = build_parser()
+    return next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
+@pytest.mark.parametrize("command", sorted(FLAGS))
+def test_job_flags_come_from_config_fields(command):
+    from dataclasses import fields
+
+    from workbench.cli import JOB_CONFIGS, cli_fields
+
+    p = _subparser(command)
+    flags = {o for a in p._actions for o in a.option_strings} - {"-h", "--help"}
+    assert flags == FLAGS[command]
+    module, cls, _ = JOB_CONFIGS[command]
+    config = getattr(__import__(module, fromlist=[cls]), cls)
+    dests = {a.dest for a in p._actions}
+    assert set(cli_fields(config)) <= dests
+    assert all(f.name in dests for f in fields(config) if f.metadata.get("flag"))
+
+
+def test_help_quotes_the_preset_tables():
+    """Defaults in --help come from the presets (they drifted when written by hand)."""
+    from workbench.jobs.config import PRESETS
+
+    text = _subparser("audit").format_help()
+    assert f"quick {PRESETS['quick'].values['attack_limit']}" in " ".join(text.split())
+    for name, preset in PRESETS.items():
+        assert " ".join(preset.help.split()[:4]) in " ".join(text.split()), name
+
+
+def test_a_field_with_a_flag_needs_no_cli_edit():
+    """A config field declared with option(..., flag=True) becomes an option with its help."""
+    import argparse
+    from dataclasses import dataclass
+
+    from workbench.cli import add_config_options
+    from workbench.jobs.options import Preset, option
+
+    @dataclass
+    class Toy:
+        widgets: list[int] | None = option("widget ids", None, flag=True, none="every widget")
+        scale: float = option("how hard", 1.5, flag="--push")
+        shout: bool = option("say it loudly", False, flag="--loud", const=True)
+
+    p = argparse.ArgumentParser()
+    add_config_options(p, Toy, {"small": Preset("", {"scale": 0.5}), "big": Preset("", {})})
+    args = p.parse_args(["--widgets", "3,4", "--loud"])
+    assert (args.widgets, args.scale, args.shout) == ([3, 4], None, True)
+    text = " ".join(p.format_help().split())
+    assert "widget ids (default every widget)" in text and "small 0.5, big 1.5" in text
+
+
+class Reached(Exception):
+    """The job runner was called: the config passed validation."""
+
+
+def _reached(seen: dict, cfg):
+    seen["cfg"] = cfg
+    raise Reached
+
+
+@pytest.fixture
+def extra_method():
+    """An extraction method registered for one test (a few lines), removed after."""
+    from workbench.directions.methods import EXTRACTION_METHODS, register_method
+
+    @register_method("matching-mean", "mean of the matching activations (a test method)")
+    def matching_mean(c):
+        return c.positive.mean(0)
+
+    yield "matching-mean"
+    EXTRACTION_METHODS.pop("matching-mean")
+
+
+def test_a_registered_method_passes_audit_validation(extra_method, tmp_path, monkeypatch,
+                                                      capsys):
+    import workbench.jobs.audit as audit
+
+    seen = {}
+    monkeypatch.setattr(audit, "run_audit", lambda cfg: _reached(seen, cfg))
+    with pytest.raises(Reached):  # the runner was reached: validation passed
+        main(["audit", "--preset", "smoke", "--method", f"caa,{extra_method}", "--out",
+              str(tmp_path / "a"), "--quiet"])
+    assert seen["cfg"].methods == ["caa", extra_method]
+    assert main(["list", "methods"]) == 0 and extra_method in capsys.readouterr().out
+    assert main(["audit", "--preset", "smoke", "--method", "nosuch", "--quiet",
+                 "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "steering method 'nosuch' is unknown" in err and extra_method in err
+
+
+@pytest.mark.slow  # a whole smoke audit
+@pytest.mark.xfail(strict=True, reason="the audit's method_directions reads the extraction-"
+                   "method registry only once the h24 audit-job change is merged; drop this "
+                   "mark then")
+def test_a_registered_method_runs_in_the_audit(extra_method, tmp_path):
+    """Acceptance (#24): a method registered in a few lines is usable from
+    `workbench audit --method NAME`, and the run's tables carry it."""
+    import csv
+
+    out = tmp_path / "run"
+    assert main(["audit", "--preset", "smoke", "--method", f"caa,{extra_method}", "--out",
+                 str(out), "--quiet"]) == 0
+    methods = {r["method"] for r in csv.DictReader(open(out / "conditions.csv"))}
+    assert extra_method in methods
+    assert extra_method in {r["method"] for r in csv.DictReader(open(out / "efficacy.csv"))}
+
+
+def test_safesteer_old_methods_flag_still_works(tmp_path, monkeypatch, capsys):
+    import workbench.jobs.safesteer as job
+
+    seen = {}
+    monkeypatch.setattr(job, "run_safesteer", lambda cfg: _reached(seen, cfg))
+    for flag in ("--intervention", "--methods"):
+        with pytest.raises(Reached):
+            main(["safesteer", "--preset", "smoke", flag, "neuron_add", "--quiet",
+                  "--out", str(tmp_path / "s")])
+        assert seen.pop("cfg").interventions == ["neuron_add"]
+    assert "warning: --methods is deprecated; use --intervention" in capsys.readouterr().err

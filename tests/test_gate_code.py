@@ -20,7 +20,7 @@ from workbench.evaluation.judges import (
     is_comprehensible,
     label_response,
 )
-from workbench.evaluation.judges.code import (
+from workbench.evaluation.code_lines import (
     code_identifiers,
     code_line_mask,
     is_code_text,

@@ -261,3 +261,69 @@ def test_judge_agreement_edge_cases():
         judge_agreement([], [])
     with pytest.raises(WorkbenchError, match="not a boolean"):
         judge_agreement(["yes"], [True])
+
+
+# --- the registry and where the text checks live ------------------------------------------
+
+
+@pytest.fixture
+def echo_judge():
+    """A judge registered for one test (one registry entry, nothing else), removed after."""
+    from workbench.evaluation.judges.registry import JUDGES, register_judge
+
+    class EchoJudge(Judge):
+        name = "echo"
+
+        def label(self, prompts, responses):
+            return [JAILBROKEN] * len(responses)
+
+    register_judge("echo", "labels everything jailbroken (a test judge)")(
+        lambda arg, device=None, dtype=None, **kw: EchoJudge())
+    yield EchoJudge
+    JUDGES.pop("echo")
+
+
+def test_a_registered_judge_is_usable_everywhere(echo_judge, capsys, tmp_path, monkeypatch):
+    from workbench.cli import main
+    from workbench.evaluation.judges import judge_kinds, split_spec
+    from workbench.jobs.config import build_config
+
+    assert split_spec("echo") == ("echo", "") and "echo" in judge_kinds()
+    assert isinstance(make_judge("echo"), echo_judge)
+    monkeypatch.chdir(tmp_path)
+    assert build_config("smoke", judge="echo").judge == "echo"  # validation reads the registry
+    assert main(["list", "judges"]) == 0
+    out = capsys.readouterr().out
+    assert "echo" in out and "a test judge" in out
+    with pytest.raises(WorkbenchError, match="unknown judge 'echoo'.*echo"):
+        split_spec("echoo")
+
+
+def test_registry_rejects_a_second_entry_of_one_name():
+    from workbench.evaluation.judges.registry import register_judge
+
+    with pytest.raises(WorkbenchError, match="already registered"):
+        register_judge("trained", "again")(lambda arg, **kw: None)
+
+
+def test_text_checks_have_their_own_module():
+    """is_refusal and is_comprehensible live in evaluation/text_checks.py: judges/base.py reads
+    them from there, not from substring.py (no base <-> substring circle), and the old paths
+    still work with a DeprecationWarning."""
+    import ast
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from workbench.evaluation import text_checks
+    from workbench.evaluation.judges import base, substring
+
+    tree = ast.parse(Path(base.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "workbench.evaluation.judges.substring" not in imported
+    assert is_refusal is text_checks.is_refusal and is_comprehensible is text_checks.is_comprehensible
+    with pytest.warns(DeprecationWarning, match="workbench.evaluation.text_checks"):
+        assert substring.is_refusal is text_checks.is_refusal
+    sys.modules.pop("workbench.evaluation.judges.code", None)
+    with pytest.warns(DeprecationWarning, match="workbench.evaluation.code_lines"):
+        importlib.import_module("workbench.evaluation.judges.code")

@@ -148,7 +148,7 @@ def test_shipped_nested_cv_figures_recomputed(nested_cv_rows, source):
     their recorded out-of-fold probabilities (jailbroken = comprehensible and P >= 0.5), the
     ensemble as both."""
     from workbench.evaluation.judges import validated_agreement
-    from workbench.evaluation.judges.substring import is_comprehensible, is_refusal
+    from workbench.evaluation.text_checks import is_comprehensible, is_refusal
 
     answers, record = nested_cv_rows
     rows = [i for i, a in enumerate(answers) if a.source == source]

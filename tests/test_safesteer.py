@@ -266,7 +266,7 @@ def test_neurons_from_a_layer_out_of_range(tiny):
     with pytest.raises(WorkbenchError, match=f"d_mlp={tiny.d_mlp}"):
         check_neurons(tiny, 1, [tiny.d_mlp])
     with pytest.raises(WorkbenchError, match="steering layer 2 is not among neuron_layers"):
-        scored_layers(tiny, [0, 1], [2], job.build_config("smoke").methods)
+        scored_layers(tiny, [0, 1], [2], job.build_config("smoke").interventions)
 
 
 def test_config_rejects_unknown_keys_and_choices(tmp_path):
@@ -274,8 +274,8 @@ def test_config_rejects_unknown_keys_and_choices(tmp_path):
     bad.write_text("top_kk = 3\n")
     with pytest.raises(WorkbenchError, match="unknown config key 'top_kk'"):
         job.build_config(toml=str(bad))
-    with pytest.raises(WorkbenchError, match="method 'steer' is unknown"):
-        job.build_config("smoke", methods=["steer"])
+    with pytest.raises(WorkbenchError, match="intervention 'steer' is unknown"):
+        job.build_config("smoke", interventions=["steer"])
 
 
 # --------------------------------------------------------------------------- quality

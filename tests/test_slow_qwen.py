@@ -123,7 +123,7 @@ def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
     from workbench.jobs.config import build_config
     from workbench.directions.compute import split_contrast
 
-    cfg = build_config("quick", model=MODEL, methods=["caa", "pca", "probe"])
+    cfg = build_config("quick", model=MODEL, methods=["caa", "pca", "logistic"])
     model = load_model(MODEL, dtype="float32")
     layer = round(0.4 * model.n_layers)  # the quick audit's steering layer
     behaviours = ["sycophancy", "corrigible-neutral-HHH"]
@@ -134,7 +134,7 @@ def test_pca_and_probe_find_the_caa_direction_at_the_steering_layer():
     agree = method_agreement({(b, m, layer, False): v[layer] for (b, m), v in vecs.items()})
     print(agree)
     for b in behaviours:
-        assert agree[b]["pca"][layer] >= 0.8 and agree[b]["probe"][layer] >= 0.8
+        assert agree[b]["pca"][layer] >= 0.8 and agree[b]["logistic"][layer] >= 0.8
 
 
 def test_resid_pre_matches_a_separately_loaded_hf_model():

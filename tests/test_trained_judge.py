@@ -254,3 +254,20 @@ def test_judge_eval_flags_sets_the_trained_judge_was_fitted_on():
     row = {**m, "precision": 0.9, "recall": 0.9, "f1": 0.9, "kappa": 0.98, **ci}
     table = format_table({"jbb": {"trained": row}})
     assert "in-sample" in table and f"kappa {cv['kappa']:.2f}" in table
+
+
+def test_the_embedder_lives_in_evaluation():
+    """The MiniLM encoder is evaluation.embeddings' (the trained judge imports nothing from
+    safesteer); its old home still hands it out, with a DeprecationWarning."""
+    import ast
+    from pathlib import Path
+
+    from workbench.evaluation import embeddings
+    from workbench.evaluation.judges import trained
+    from workbench.safesteer import quality
+
+    tree = ast.parse(Path(trained.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m.startswith("workbench.safesteer") for m in imported), imported
+    with pytest.warns(DeprecationWarning, match="workbench.evaluation.embeddings"):
+        assert quality.minilm_model is embeddings.minilm_model

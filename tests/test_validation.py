@@ -7,6 +7,7 @@ replaced by one that fails the test, so these tests also prove the order.
 import pytest
 
 from workbench.cli import main
+from workbench.errors import WorkbenchError
 
 NOT_UTF8 = b"caf\xe9 \xff\xfe instructions\n"
 
@@ -118,7 +119,8 @@ SAFESTEER = [
     (["--refusal", "no/such/run"], "not 'candidates', 'select' or a directions run"),
     (["--relevance", "bert"], "relevance 'bert' is unknown"),
     (["--categories", "privacy,privacy"], "a name repeats"),
-    (["--methods", "steer"], "method 'steer' is unknown"),
+    (["--intervention", "steer"], "intervention 'steer' is unknown"),
+    (["--methods", "steer"], "intervention 'steer' is unknown"),  # the deprecated flag
     (lambda f: ["--harmful", f["latin1.txt"]], "not UTF-8"),
     (lambda f: ["--out", f["a_file"]], "a file of that name exists"),
 ]
@@ -197,7 +199,7 @@ def test_corrupt_generations_line_is_reported(tmp_path, capsys):
 
 def test_small_prompt_file_scales_split_sizes_down(files, capsys):
     from workbench.jobs.directions import DirectionsConfig
-    from workbench.jobs.validation import validate
+    from workbench.validation import validate
 
     cfg = validate(DirectionsConfig(model="tiny-random", harmless=files["twelve.txt"]))
     assert "warning: the prompt files hold only 12 prompts" in capsys.readouterr().err
@@ -232,3 +234,88 @@ def test_figures_without_chromium_warn_and_write_html(tmp_path, monkeypatch, cap
     assert "png=False" not in err
     assert main(["figures", str(tmp_path), "--no-png"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- one module, registries
+
+
+def test_choice_tuples_agree_with_their_owners():
+    """validation.CHOICES repeats a few tuples of heavier modules (for a light --help)."""
+    from workbench.evaluation.work import ENGINES
+    from workbench.model import DEFAULT_MODEL
+    from workbench.model.specs import DTYPE_CHOICES
+    from workbench.jobs import options
+    from workbench.validation import CHOICES, choices
+
+    assert CHOICES["engine"] == tuple(ENGINES) and CHOICES["dtype"] == DTYPE_CHOICES
+    assert options.DEFAULT_MODEL == DEFAULT_MODEL
+    assert choices("methods") == ("caa", "pca", "logistic")  # the extraction-method registry
+    assert "direct" in choices("templates") and "jbb" not in choices("attack_source")
+
+
+def test_every_config_field_documents_itself():
+    """Each field of the three job configs carries its help (the CLI and docs read it)."""
+    from dataclasses import fields
+
+    from workbench.jobs.config import AuditConfig
+    from workbench.jobs.directions import DirectionsConfig
+    from workbench.jobs.safesteer import SafeSteerConfig
+
+    for cls in (AuditConfig, DirectionsConfig, SafeSteerConfig):
+        for f in fields(cls):
+            assert f.metadata.get("help", "").strip(), (cls.__name__, f.name)
+
+
+def test_probe_method_is_a_deprecated_alias_of_logistic(capsys):
+    """"probe" is the judge; the extraction method is "logistic", and "probe" still works."""
+    from workbench.jobs.config import build_config
+
+    with pytest.warns(DeprecationWarning, match="methods 'probe' is deprecated"):
+        cfg = build_config("smoke", methods=["caa", "probe"])
+    assert cfg.methods == ["caa", "logistic"]
+    assert "warning: methods 'probe' is deprecated; use 'logistic'" in capsys.readouterr().err
+    assert build_config("full").methods == ["caa", "pca", "logistic"]
+    assert build_config("smoke", judge="probe").judge == "probe"  # the judge keeps its name
+
+
+def test_safesteer_methods_are_now_interventions(tmp_path, capsys):
+    """SafeSteer's old key `methods` (TOML, keyword, flags) reaches `interventions`, warned."""
+    import workbench.jobs.safesteer as job
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('methods = ["safesteer"]\n')
+    with pytest.warns(DeprecationWarning, match="'methods'.*call it 'interventions'"):
+        assert job.build_config("smoke", str(toml)).interventions == ["safesteer"]
+    with pytest.warns(DeprecationWarning):
+        assert job.build_config("smoke", methods=["neuron_add"]).interventions == ["neuron_add"]
+    assert "warning: the SafeSteerConfig key 'methods'" in capsys.readouterr().err
+    with pytest.raises(WorkbenchError, match="both methods and interventions"):
+        job.build_config("smoke", methods=["safesteer"], interventions=["safesteer"])
+    with pytest.warns(DeprecationWarning, match="INTERVENTIONS"):
+        assert job.METHODS == ("safesteer", "neuron_add", "neuron_suppress")
+
+
+def test_a_safesteer_run_written_before_the_rename_resumes(tmp_path):
+    import json
+
+    import workbench.jobs.safesteer as job
+
+    cfg = job.build_config("smoke", out=str(tmp_path))
+    old = job.result_fields(cfg)
+    old["methods"] = old.pop("interventions")
+    (tmp_path / "run.json").write_text(json.dumps({"job": "safesteer", "result_config": old}))
+    job.check_run_dir(tmp_path, cfg)  # no error: same config under the old key
+    with pytest.raises(WorkbenchError, match="different config"):
+        job.check_run_dir(tmp_path, job.build_config("smoke", interventions=["safesteer"]))
+
+
+def test_deprecated_paths_still_import():
+    import importlib
+    import sys
+
+    sys.modules.pop("workbench.jobs.validation", None)
+    with pytest.warns(DeprecationWarning, match="use workbench.validation"):
+        old = importlib.import_module("workbench.jobs.validation")
+    from workbench import validation
+
+    assert old.validate is validation.validate and old.FIELD_CHECKS is validation.FIELD_CHECKS

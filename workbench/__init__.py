@@ -28,7 +28,7 @@ import torch.
 """
 
 from workbench.errors import WorkbenchError
-from workbench.version import __version__
+from workbench.version import __version__  # noqa: F401  (workbench.__version__)
 
 __all__ = ["DEFAULT_MODEL", "RefusalDirection", "SteeringVector", "TEACHING_MODEL",
            "WorkbenchError", "WorkbenchModel", "caa", "cosine_by_layer", "generate",

@@ -3,6 +3,13 @@
 Start-up imports nothing heavy (no torch, no transformers): each command imports what it needs
 inside its function, so ``workbench --help`` answers at once. Every user-facing problem
 surfaces as one ``error: ...`` line (exit status 2), no traceback.
+
+The options of ``audit``, ``directions`` and ``safesteer`` are generated from their config
+dataclasses (:func:`add_config_options`): each field declared with
+:func:`workbench.jobs.options.option` carries its flag, metavar and help, and the defaults the
+help quotes come from the job's preset table. Registries (judges, extraction methods,
+templates, presets) are listed by ``workbench list``, and validation
+(:mod:`workbench.validation`) reads them, so a new entry needs no edit here.
 """
 
 from __future__ import annotations
@@ -15,10 +22,8 @@ import textwrap
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.judge_specs import DEFAULT_JUDGE, JUDGE_KINDS
-
-# workbench.model.DEFAULT_MODEL, repeated here so that start-up imports no torch (a test checks).
-DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
+from workbench.jobs.options import DEFAULT_MODEL, DTYPE_CHOICES  # noqa: F401  (light copies)
+from workbench.judge_specs import DEFAULT_JUDGE
 
 INTRO = f"""\
 Steering-safety workbench: activation steering, refusal directions and safety audits.
@@ -32,33 +37,15 @@ smoke` runs in seconds on a tiny random model.
 commands:
 """
 
-PRESETS_HELP = """\
-presets (--preset):
-  smoke   tiny random model, a handful of prompts and tokens: seconds, for trying options
-  quick   the default: embedded 1.5B model; audit: 16 JailbreakBench prompts x 2 templates,
-          8 benign prompts, 4 behaviours + 2 positive controls + 4 placebo directions x
-          coefficients -1, -0.5, +0.5, +1 (norm scale) at 0.4 of the depth (layer 11 of 28),
-          efficacy on 20 held-out A/B items, 24 new tokens (about 14 minutes on 2 cores with
-          native bfloat16, about 3x that in float32);
-          safesteer: 3 categories x 10 held-out prompts, m 4 (6 minutes in bfloat16)
-  full    paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 layers,
-          3 methods, 256 tokens): meant for a GPU, not measured on CPU
-A TOML file (--config) overrides the preset; flags override both."""
-
-TRUST_HELP = ("allow code shipped with the model (auto_map in its config) to run; off by "
-              "default; recorded in run.json")
-DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: auto, CUDA when present, else CPU)"
-# workbench.model.specs.DTYPE_CHOICES, repeated so that start-up imports no torch (a test checks)
-DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
-DTYPE_HELP = ("auto (default): bfloat16 on a GPU or on a CPU with native bfloat16 (AVX512-BF16, "
-              "AMX), else float32; or float32 (the exact reference), bfloat16, float16. "
-              "Recorded in run.json; a run resumes only in the dtype it started in")
-MODEL_HELP = (f"{DEFAULT_MODEL} (default), qwen2.5-coder-0.5b-instruct (the fast teaching "
-              "model), smollm2-135m-instruct, tiny-random, "
-              "tiny-random-llama, a local model directory, or a Hugging Face id org/name "
-              "(see `workbench models`)")
-JUDGE_HELP = (f"{', '.join(JUDGE_KINDS)} (default {DEFAULT_JUDGE}; the smoke preset: "
-              "substring); see `workbench list judges`")
+CONFIG_HELP = "A TOML file (--config) overrides the preset; flags override both."
+# The commands whose options come from a job config's fields (their module, config class, and
+# presets; directions has none). Imported only when that command is parsed, so `--help` stays
+# light.
+JOB_CONFIGS = {
+    "audit": ("workbench.jobs.config", "AuditConfig", "PRESETS"),
+    "directions": ("workbench.jobs.directions", "DirectionsConfig", None),
+    "safesteer": ("workbench.jobs.safesteer", "SafeSteerConfig", "PRESETS"),
+}
 
 EXAMPLES = {
     "audit": """\
@@ -76,7 +63,7 @@ examples:
 examples:
   workbench safesteer --preset smoke --out runs/ss-smoke
   workbench safesteer --categories privacy,cybercrime --multipliers 1,4
-  workbench safesteer --refusal runs/directions --methods safesteer""",
+  workbench safesteer --refusal runs/directions --intervention safesteer""",
     "reanalyse": """\
 examples:
   workbench reanalyse runs/audit                # tables, report, summary and figures
@@ -144,20 +131,12 @@ def _directions(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from workbench.directions import PromptFilter
-    from workbench.jobs.directions import DirectionsConfig, parse_contrast_args, run_directions
-    from workbench.jobs.validation import validate
+    from workbench.jobs.directions import DirectionsConfig, run_directions
+    from workbench.validation import validate
 
-    given = {k: getattr(args, k) for k in (
-        "model", "harmful", "harmless", "out", "device", "dtype", "n_train", "n_val", "seed",
-        "batch_size", "search_layers", "search_positions", "evaluate", "max_new_tokens",
-        "induce_coefficient", "kl_threshold", "induce_threshold", "prompt_filter",
-        "allow_fallback", "refusal_search", "refusal_top_k")}
-    if args.contrast:
-        given["contrast"] = parse_contrast_args(args.contrast)
-    if args.trust_remote_code:
-        given["trust_remote_code"] = True
+    given = _config_values(args, DirectionsConfig)
     given = {k: v for k, v in given.items() if v is not None}
-    cfg = validate(replace(DirectionsConfig(), **given, progress=not args.quiet), set(given))
+    cfg = validate(replace(DirectionsConfig(), **given), set(given))
     record = run_directions(cfg)
     ref = record["refusal"]
     print(f"refusal direction: layer {ref['layer']}, eoi offset {ref['offset']} "
@@ -176,19 +155,18 @@ def _directions(args: argparse.Namespace) -> None:
 
 
 def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tuple) -> None:
-    """Build a job's config from preset, TOML and flags (validated), run it, print its report."""
+    """Build a job's config from preset, TOML and flags (validated), run it, print its report.
+
+    ``fields``: the config fields that are command-line options (:func:`cli_fields`); an
+    unset option is None and changes nothing.
+    """
     overrides = {k: getattr(args, k) for k in fields}
-    if args.quiet:
-        overrides["progress"] = False
-    if args.no_png:
-        overrides["png"] = False
-    if args.trust_remote_code:
-        overrides["trust_remote_code"] = True
+    quiet = overrides.get("progress") is False
     cfg = build_config(args.preset, args.config, **overrides)
     from workbench.jobs.common import run_precision
 
     precision = run_precision(cfg)
-    if not args.quiet:
+    if not quiet:
         why = f" ({precision.reason})" if precision.asked == "auto" else ""
         print(f"{name}: preset {cfg.preset}, model {cfg.model}, dtype {precision.name}{why}, "
               f"writing {cfg.out}", file=sys.stderr)
@@ -201,7 +179,7 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
                          dtype=precision.name,
                          address=args.ray or None, workers=args.ray_workers,
                          gpus_per_worker=args.ray_gpus_per_worker) as executor:
-            if not args.quiet:
+            if not quiet:
                 print(f"{name}: generating on {executor.n_workers} Ray worker(s)",
                       file=sys.stderr)
             record = run(cfg, executor=executor)
@@ -210,29 +188,17 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
           f"{record['timings_s']['total']:.0f} s")
 
 
-AUDIT_FIELDS = (
-    "model", "device", "dtype", "out", "attack", "attack_limit", "benign", "benign_limit",
-    "templates", "template_files", "behaviours", "layers", "coefficients", "max_new_tokens", "batch_size",
-    "mitigation", "judge", "seed", "judge_model", "coefficient_scale", "methods", "controls",
-    "efficacy_pairs", "open_ended_tokens", "engine", "prompt_filter", "allow_fallback",
-    "placebo_directions", "mitigation_coefficients")
-SAFESTEER_FIELDS = (
-    "model", "device", "dtype", "out", "harmful", "harmless", "categories", "n_train", "n_eval",
-    "layers", "multipliers", "methods", "top_k", "refusal", "max_new_tokens", "batch_size",
-    "judge", "filter_refusals", "relevance", "seed")
-
-
 def _audit(args: argparse.Namespace) -> None:
     from workbench.jobs.audit import run_audit
-    from workbench.jobs.config import build_config
+    from workbench.jobs.config import AuditConfig, build_config
 
-    _run_job(args, "audit", build_config, run_audit, AUDIT_FIELDS)
+    _run_job(args, "audit", build_config, run_audit, cli_fields(AuditConfig))
 
 
 def _safesteer(args: argparse.Namespace) -> None:
-    from workbench.jobs.safesteer import build_config, run_safesteer
+    from workbench.jobs.safesteer import SafeSteerConfig, build_config, run_safesteer
 
-    _run_job(args, "safesteer", build_config, run_safesteer, SAFESTEER_FIELDS)
+    _run_job(args, "safesteer", build_config, run_safesteer, cli_fields(SafeSteerConfig))
 
 
 def _reanalyse(args: argparse.Namespace) -> None:
@@ -325,7 +291,11 @@ def _model_lines() -> list[str]:
 
 
 def _list_sections() -> dict:
-    """What ``workbench list`` shows, section by section (each imported only when shown)."""
+    """What ``workbench list`` shows, section by section (each imported only when shown).
+
+    Every section reads its registry: a new judge, method or template is listed as soon as it
+    is registered.
+    """
 
     def behaviours():
         from workbench.data import BEHAVIOURS
@@ -335,16 +305,41 @@ def _list_sections() -> dict:
     def templates():
         from workbench.evaluation.templates import BUILTIN_TEMPLATES
 
-        return [f"{n:<20} {' '.join(t.text.split())[:70]}" for n, t in BUILTIN_TEMPLATES.items()]
+        return [f"{n:<20} {t.help or ' '.join(t.text.split())[:70]}"
+                for n, t in BUILTIN_TEMPLATES.items()]
 
     def presets():
-        return [line[2:] for line in PRESETS_HELP.splitlines()[1:-1]]
+        lines = []
+        for job in ("audit", "safesteer"):
+            for name, preset in _job_presets(job).items():
+                lines += _wrap(preset.help, f"{job:<10}{name:<7}", 17)
+        return lines + ["(--preset; " + CONFIG_HELP[0].lower() + CONFIG_HELP[1:-1] + ")"]
 
     def judges():
-        from workbench.evaluation.judges.registry import JUDGE_KINDS
+        from workbench.evaluation.judges.registry import JUDGES
 
-        return list(JUDGE_KINDS) + ["(any of them in --judge; see docs/ for their agreement "
-                                    "with human labels)"]
+        lines = []
+        for kind in JUDGES.values():
+            lines += _wrap(kind.help, f"{kind.form:<18}", 18)
+        return lines + ["(any of them in --judge; see docs/ for their agreement with human "
+                        "labels)"]
+
+    def methods():
+        from workbench.directions.methods import EXTRACTION_METHODS
+
+        lines = []
+        for method in EXTRACTION_METHODS.values():
+            lines += _wrap(method.help, f"{method.name:<12}", 12)
+        return lines + ["(audit --method A,B: how each behaviour's steering vector is "
+                        "extracted)"]
+
+    def interventions():
+        from workbench.validation import INTERVENTIONS
+
+        lines = []
+        for name, help in INTERVENTIONS.items():
+            lines += _wrap(help, f"{name:<17}", 17)
+        return lines + ["(safesteer --intervention A,B)"]
 
     def datasets():
         from workbench.data.benchmarks import benchmark_names
@@ -358,8 +353,13 @@ def _list_sections() -> dict:
         return list(RISK_CATEGORIES)
 
     return {"behaviours": behaviours, "templates": templates, "presets": presets,
-            "judges": judges, "datasets": datasets, "categories": categories,
-            "models": _model_lines}
+            "judges": judges, "methods": methods, "interventions": interventions,
+            "datasets": datasets, "categories": categories, "models": _model_lines}
+
+
+def _wrap(text: str, head: str, indent: int, width: int = 90) -> list[str]:
+    """``head`` then ``text``, wrapped, continuation lines indented by ``indent``."""
+    return textwrap.wrap(text, width, initial_indent=head, subsequent_indent=" " * indent)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -373,31 +373,180 @@ def _list(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- parser
 
 
-def _add_job_flags(p: argparse.ArgumentParser, default_out: str) -> None:
-    p.add_argument("--preset", default=None,
-                   help="smoke, quick or full (default: quick, or the TOML file's preset); "
-                        "see `workbench list presets`")
-    p.add_argument("--config", default=None, metavar="TOML",
-                   help="TOML file whose keys (config field names) override the preset")
-    p.add_argument("--model", default=None, help=MODEL_HELP)
-    p.add_argument("--device", default=None, help=DEVICE_HELP)
-    p.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
-    p.add_argument("--out", default=None, metavar="RUN_DIR",
-                   help=f"run directory to write or resume (default {default_out}); an existing "
-                        "one must hold the same job and config")
+# --------------------------------------------------------------------------- options from configs
 
 
-def _add_selection_flags(p: argparse.ArgumentParser) -> None:
-    """The refusal-direction selection flags of `directions` and `audit`."""
-    p.add_argument("--no-prompt-filter", dest="prompt_filter", action="store_const",
-                   const=False, default=None,
-                   help="keep every train/validation prompt (default: as the reference, keep "
-                        "only harmful prompts the unsteered model refuses and harmless ones it "
-                        "answers)")
-    p.add_argument("--allow-fallback", action="store_const", const=True, default=None,
-                   help="when no refusal-direction candidate keeps KL within the bound, take "
-                        "the lowest bypass score anyway (default: stop with an error)")
+def cli_fields(config_cls) -> tuple[str, ...]:
+    """The fields of a job config that are command-line options (``flag`` in their metadata)."""
+    from dataclasses import fields
+
+    return tuple(f.name for f in fields(config_cls) if f.metadata.get("flag"))
+
+
+def _config_values(args: argparse.Namespace, config_cls) -> dict:
+    """The parsed options of ``config_cls``'s fields (None: not given), by field name."""
+    return {k: getattr(args, k) for k in cli_fields(config_cls)}
+
+
+def _show(value, meta) -> str:
+    """A config value as the help quotes it (lists comma-joined, None as ``meta['none']``)."""
+    if value is None:
+        return meta.get("none", "unset")
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_show(v, meta) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _field_default(f):
+    from dataclasses import MISSING
+
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def _defaults_text(config_cls, presets: dict | None, name: str) -> str:
+    """``default X``, or ``default: smoke X, quick Y, full Z`` when the presets differ."""
+    from dataclasses import fields
+
+    f = {g.name: g for g in fields(config_cls)}[name]
+    base = _field_default(f)
+    if not presets:
+        return f"default {_show(base, f.metadata)}"
+    shown = {p: _show(getattr(preset, "values", preset).get(name, base), f.metadata)
+             for p, preset in presets.items()}
+    if len(set(shown.values())) == 1:
+        return f"default {next(iter(shown.values()))}"
+    return "default: " + ", ".join(f"{p} {v}" for p, v in shown.items())
+
+
+def _option_kwargs(config_cls, presets: dict | None, f, hints: dict) -> dict:
+    """argparse keyword arguments for field ``f``: type, metavar, choices, action, help."""
+    import types
+    import typing
+
+    from workbench.validation import CHOICES
+
+    meta = f.metadata
+    hint = hints[f.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    kw: dict = {"dest": f.name, "default": None}
+    if "const" in meta:
+        kw.update(action="store_const", const=meta["const"])
+    elif meta.get("append") and meta.get("parse"):
+        kw.update(action=_AppendParsed, parse=meta["parse"], metavar=meta.get("metavar"))
+    elif meta.get("append"):
+        kw.update(action="append", metavar=meta.get("metavar"))
+    elif origin is list:
+        item = args[0]
+        kw["type"] = {int: _int_list, float: _float_list}.get(item, _str_list)
+        kw["metavar"] = meta.get("metavar") or {int: "L,L", float: "C,C"}.get(item, "A,B")
+    elif hint in (int, float):
+        kw["type"] = hint
+        kw["metavar"] = meta.get("metavar") or ("N" if hint is int else "X")
+    elif meta.get("metavar"):
+        kw["metavar"] = meta["metavar"]
+    if meta.get("choices"):
+        kw["choices"] = CHOICES[f.name]
+    text = meta.get("flag_help") or meta["help"]
+    if meta.get("show_default", True):
+        # a flag without a value, or one whose defaults are another field's, names the field
+        src = meta.get("defaults_of") or (f.name if "const" in meta else None)
+        defaults = _defaults_text(config_cls, presets, src or f.name)
+        text += f" ({src}: {defaults.removeprefix('default').lstrip(': ')})" if src \
+            else f" ({defaults})"
+    kw["help"] = text.replace("%", "%%")
+    return kw
+
+
+class _AppendParsed(argparse.Action):
+    """A repeatable option whose items together make one value: ``parse(items so far)``."""
+
+    def __init__(self, option_strings, dest, parse=None, **kwargs):
+        self.parse = parse
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = [*getattr(namespace, f"{self.dest}_items", []), values]
+        setattr(namespace, f"{self.dest}_items", items)
+        setattr(namespace, self.dest, self.parse(items))
+
+
+class _DeprecatedFlag(argparse.Action):
+    """An old flag that still works: stores its value and warns (``error``-free)."""
+
+    def __init__(self, option_strings, dest, new_flag: str = "", **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from workbench.validation import deprecated
+
+        deprecated(f"{option_string} is deprecated; use {self.new_flag}")
+        setattr(namespace, self.dest, values)
+
+
+def add_config_options(p: argparse.ArgumentParser, config_cls, presets: dict | None) -> None:
+    """One option per field of ``config_cls`` whose metadata has a ``flag`` (see
+    :func:`workbench.jobs.options.option`): flag, type, metavar, choices and help from the
+    field, the defaults the help quotes from the field and ``presets``."""
+    import typing
+    from dataclasses import fields
+
+    hints = typing.get_type_hints(config_cls)
+    for f in fields(config_cls):
+        flag = f.metadata.get("flag")
+        if not flag:
+            continue
+        name = f"--{f.name.replace('_', '-')}" if flag is True else flag
+        kw = _option_kwargs(config_cls, presets, f, hints)
+        p.add_argument(name, **kw)
+        old = f.metadata.get("old_flags")
+        if old:
+            p.add_argument(*old, **{**kw, "help": f"deprecated name of {name}"},
+                           action=_DeprecatedFlag, new_flag=name)
+
+
+def _job_presets(job: str) -> dict:
+    import importlib
+
+    module, _, presets = JOB_CONFIGS[job]
+    return getattr(importlib.import_module(module), presets) if presets else {}
+
+
+def _presets_text(job: str) -> str:
+    """The presets of ``job``, one paragraph each, from its preset table."""
+    lines = [f"presets (--preset), {job}:"]
+    for name, preset in _job_presets(job).items():
+        lines += _wrap(preset.help, f"  {name:<8}", 10, width=92)
+    return "\n".join(lines + [CONFIG_HELP])
+
+
+def _populate_job(p: argparse.ArgumentParser, job: str) -> None:
+    """The options of a job command, from its config's fields and presets."""
+    import importlib
+
+    module, cls_name, _ = JOB_CONFIGS[job]
+    config_cls = getattr(importlib.import_module(module), cls_name)
+    presets = _job_presets(job)
+    if presets:
+        names = list(presets)
+        p.add_argument("--preset", default=None,
+                       help=f"{', '.join(names[:-1])} or {names[-1]} (default: quick, or the "
+                            "TOML file's preset); described below and in `workbench list "
+                            "presets`")
+        p.add_argument("--config", default=None, metavar="TOML",
+                       help="TOML file whose keys (config field names) override the preset")
+        p.description += "\n\n" + _presets_text(job)
+    add_config_options(p, config_cls, presets)
+    if job in ("audit", "safesteer"):
+        _add_ray_flags(p)
 
 
 def _add_ray_flags(p: argparse.ArgumentParser) -> None:
@@ -412,24 +561,14 @@ def _add_ray_flags(p: argparse.ArgumentParser) -> None:
                         "the model is spread over them with device_map=auto")
 
 
-def _add_common_tail(p: argparse.ArgumentParser, tokens: str) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                   help=f"tokens generated per answer, >= 1 (default: preset; quick {tokens})")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="prompts per forward pass, >= 1; lower it if memory runs out "
-                        "(default: preset; quick 32 audit, 20 safesteer)")
-    p.add_argument("--judge", default=None, help=JUDGE_HELP)
-    p.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="seed of the prompt samples and splits, >= 0 (default 0)")
-    p.add_argument("--no-png", action="store_true",
-                   help="write HTML figures only (PNG needs kaleido and Chromium)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress display; only the report and errors are printed")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. ``only``: give the job commands other than this one no
+    options (their configs are imported only when used, so ``workbench --help`` stays light);
+    ``""`` gives none of them options, ``None`` (the default) all of them."""
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(prog="workbench", formatter_class=fmt, epilog=PRESETS_HELP,
+    parser = _Parser(prog="workbench", formatter_class=fmt, epilog=_presets_text("audit") +
+                     "\nSafeSteer's presets: `workbench safesteer --help` or `workbench list "
+                     "presets`.",
                      usage="workbench [COMMAND] [options]   (COMMAND --help for its options)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 help=argparse.SUPPRESS)
@@ -439,167 +578,20 @@ def build_parser() -> argparse.ArgumentParser:
                            description=description or help,
                            epilog=EXAMPLES.get(name), formatter_class=fmt)
         p.set_defaults(func=func)
+        if name in JOB_CONFIGS and only in (None, name):
+            _populate_job(p, name)
         return p
 
-    a = command("audit", "steering safety audit: how CAA steering changes jailbreak success, "
-                "and whether removing the refusal component mitigates it (the default command)",
-                _audit, "Steering safety audit. Finds the refusal direction and CAA vectors, "
-                "then answers jailbreak prompts\n(and benign ones) under each behaviour x "
-                "layer x coefficient, plain and mitigated, and judges them.\n\n" + PRESETS_HELP)
-    _add_job_flags(a, "runs/audit")
-    a.add_argument("--attack", default=None,
-                   help="attack prompts: jbb (default), advbench, harmbench, strongreject, "
-                        "embedded, or a file (JSONL with instruction, or one per line)")
-    a.add_argument("--attack-limit", type=int, default=None, metavar="N",
-                   help="attack prompts sampled, >= 1 (default: preset; quick 20, full all)")
-    a.add_argument("--benign", default=None,
-                   help="benign prompts for false refusals: embedded (default) or a file")
-    a.add_argument("--benign-limit", type=int, default=None, metavar="N",
-                   help="benign prompts sampled, >= 1 (default: preset; quick 8, full 100)")
-    a.add_argument("--templates", type=_str_list, default=None, metavar="A,B",
-                   help="built-in jailbreak templates, comma-separated (default: quick "
-                        "direct,refusal_suppression); see `workbench list templates`")
-    a.add_argument("--template-file", dest="template_files", action="append", default=None,
-                   metavar="FILE", help="a UTF-8 text file with an {instruction} placeholder "
-                                        "(repeatable)")
-    a.add_argument("--behaviours", type=_str_list, default=None, metavar="A,B",
-                   help="CAA behaviours to steer with, comma-separated (default: quick "
-                        "sycophancy,survival-instinct,corrigible-neutral-HHH,myopic-reward); "
-                        "see `workbench list behaviours`")
-    a.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
-                   help="steering layers, 0..n_layers-1 (default: round(0.4 x n_layers), "
-                        "CAA's middle layer; full: 0.25, 0.4, 0.55 and 0.7 of the depth)")
-    a.add_argument("--coefficients", type=_float_list, default=None, metavar="C,C",
-                   help="steering coefficients, finite numbers; with a negative first, write "
-                        "--coefficients=-1,1 (default: quick -1,-0.5,0.5,1; "
-                        "full -1,-0.5,-0.25,0.25,0.5,1)")
-    a.add_argument("--mitigation-coefficients", type=_float_list, default=None, metavar="C,C",
-                   help="the coefficients at which mitigated vectors (and the mitigation "
-                        "placebo) are steered, a subset of --coefficients (default: quick -1,1; "
-                        "full all)")
-    a.add_argument("--placebo-directions", type=int, default=None, metavar="K",
-                   help="random unit directions orthogonal to the refusal direction, steered "
-                        "like the behaviours, to tell a specific effect from a push of that "
-                        "size; 0 skips (default: quick 4, full 8)")
-    a.add_argument("--mitigation", default=None,
-                   help="remove the refusal direction (default) or a refusal subspace from "
-                        "each steering vector")
-    a.add_argument("--judge-model", default=None, metavar="MODEL_SPEC",
-                   help="judge with this chat model (the judge becomes llm:MODEL_SPEC); it is "
-                        "loaded separately and never steered")
-    a.add_argument("--coefficient-scale", default=None, choices=["absolute", "norm"],
-                   help="absolute: coefficient x vector (default); norm: the added vector's "
-                        "norm is the coefficient times the mean residual-stream norm at the "
-                        "steering layer")
-    a.add_argument("--method", dest="methods", type=_str_list, default=None, metavar="A,B",
-                   help="steering-vector extraction, comma-separated: caa (default), pca, "
-                        "probe (full: all three)")
-    a.add_argument("--no-controls", dest="controls", action="store_const", const=False,
-                   default=None, help="skip the positive controls (the CAA refusal vector and "
-                                      "the refusal direction itself)")
-    a.add_argument("--efficacy-pairs", type=int, default=None, metavar="N",
-                   help="held-out A/B pairs per behaviour for the steering-efficacy check, "
-                        "0 skips (default: quick 20, full 20)")
-    a.add_argument("--open-ended-tokens", type=int, default=None, metavar="N",
-                   help="answer length of the open-ended efficacy check on the held-out "
-                        "questions asked without choices, 0 skips (default: quick 32, full 64)")
-    _add_selection_flags(a)
-    a.add_argument("--engine", default=None, choices=["batched", "reference"],
-                   help="batched (default): conditions share batches and each prompt's "
-                        "instruction prefix is run once; reference: the unoptimised path, one "
-                        "condition at a time (same results; for checking)")
-    _add_ray_flags(a)
-    _add_common_tail(a, "24")
-
-    d = command("directions", "refusal direction, CAA vectors and their cosines (no generation "
-                "unless --evaluate)", _directions)
-    d.add_argument("--model", default=None, help=MODEL_HELP)
-    d.add_argument("--harmful", default=None,
-                   help="harmful prompts: embedded (default) or a file (JSONL or text)")
-    d.add_argument("--harmless", default=None,
-                   help="harmless prompts: embedded (default) or a file (JSONL or text)")
-    d.add_argument("--contrast", action="append", metavar="NAME=FILE",
-                   help="CAA contrast pairs for behaviour NAME (repeatable; FILE may be "
-                        "'embedded'); default: the seven embedded behaviours")
-    d.add_argument("--out", default=None, metavar="RUN_DIR",
-                   help="run directory to write (default runs/directions)")
-    d.add_argument("--device", default=None, help=DEVICE_HELP)
-    d.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help=DTYPE_HELP)
-    d.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
-    d.add_argument("--n-train", type=int, default=None, metavar="N",
-                   help="prompts per class for the difference in means, >= 1 (default 128; "
-                        "scaled down to a smaller prompt file unless given)")
-    d.add_argument("--n-val", type=int, default=None, metavar="N",
-                   help="prompts per class for selecting the direction, >= 1 (default 32)")
-    d.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="seed of the train/validation split, >= 0 (default 0)")
-    d.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="prompts per forward pass, >= 1 (default 16)")
-    d.add_argument("--search-layers", type=_int_list, default=None, metavar="L,L",
-                   help="restrict the selection to these layers, e.g. 6,8,10 (default: all "
-                        "below 80%% of the depth)")
-    d.add_argument("--search-positions", type=_int_list, default=None, metavar="P,P",
-                   help="restrict the selection to these negative eoi offsets, e.g. -1 or -2,-1 "
-                        "(default: every eoi token)")
-    d.add_argument("--kl-threshold", type=float, default=None, metavar="X",
-                   help="discard candidates whose ablation moves harmless next-token "
-                        "distributions by more KL than this (default 0.1)")
-    d.add_argument("--induce-threshold", type=float, default=None, metavar="X",
-                   help="discard candidates whose addition leaves the harmless refusal score "
-                        "below this (default 0.0)")
-    _add_selection_flags(d)
-    d.add_argument("--refusal-search", default=None, choices=["full", "ordered"],
-                   help="full (default): score every candidate; ordered: rank candidates by a "
-                        "cheap bypass score and score them fully in that order until one "
-                        "passes (the audit's search; same pick unless scores nearly tie)")
-    d.add_argument("--refusal-top-k", type=int, default=None, metavar="K",
-                   help="with --refusal-search ordered: score at most K candidates fully, "
-                        "more only until one keeps KL within the bound (default: no cap)")
-    d.add_argument("--evaluate", type=int, default=None, metavar="N",
-                   help="generate on N held-out prompts per class: refusal rates with the "
-                        "direction ablated (harmful) and added (harmless) (default 0: skip)")
-    d.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                   help="tokens per answer for --evaluate, >= 1 (default 32)")
-    d.add_argument("--induce-coefficient", type=float, default=None, metavar="C",
-                   help="for --evaluate: add C times the direction to harmless prompts at its "
-                        "layer, finite (default 1.0)")
-    d.add_argument("--quiet", action="store_true", help="no progress display")
-
-    s = command("safesteer", "SafeSteer: category steering vectors vs risk-category neurons",
-                _safesteer, "SafeSteer: category-specific safety steering by vectors and by "
-                "neurons, compared.\n\n" + PRESETS_HELP)
-    _add_job_flags(s, "runs/safesteer")
-    s.add_argument("--harmful", default=None,
-                   help="embedded (default), jbb, harmbench, strongreject, advbench, or a file "
-                        "with categories")
-    s.add_argument("--harmless", default=None,
-                   help="safe instructions: embedded (default) or a file")
-    s.add_argument("--categories", type=_str_list, default=None, metavar="A,B",
-                   help="risk categories, at least 2 (default: quick cybercrime,hate_harassment,"
-                        "privacy); see `workbench list categories`")
-    s.add_argument("--n-train", type=int, default=None, metavar="N",
-                   help="train prompts per category, >= 4 (default: quick 10)")
-    s.add_argument("--n-eval", type=int, default=None, metavar="N",
-                   help="held-out prompts per category, >= 1 (default: quick 10)")
-    s.add_argument("--layers", type=_int_list, default=None, metavar="L,L",
-                   help="steering layers, 0..n_layers-1 (default: 14/32 of the depth)")
-    s.add_argument("--multipliers", type=_float_list, default=None, metavar="M,M",
-                   help="steering multipliers, finite numbers (default: quick 4)")
-    s.add_argument("--methods", type=_str_list, default=None, metavar="A,B",
-                   help="safesteer, neuron_add, neuron_suppress (default: all three)")
-    s.add_argument("--top-k", type=int, default=None, metavar="N",
-                   help="neurons per category and layer, >= 1 (default 16)")
-    s.add_argument("--refusal", default=None,
-                   help="refusal direction: candidates (default), select, or a directions run "
-                        "directory")
-    s.add_argument("--filter-refusals", default=None,
-                   help="which train answers build the category vectors: both (default, as "
-                        "published: only answers the judge calls compliant in D_unsafe, no "
-                        "refusals in D_safe), unsafe, safe or none")
-    s.add_argument("--relevance", default=None,
-                   help="answer relevance metric: minilm (default) or tfidf")
-    _add_ray_flags(s)
-    _add_common_tail(s, "48")
+    command("audit", "steering safety audit: how CAA steering changes jailbreak success, "
+            "and whether removing the refusal component mitigates it (the default command)",
+            _audit, "Steering safety audit. Finds the refusal direction and CAA vectors, "
+            "then answers jailbreak prompts\n(and benign ones) under each behaviour x "
+            "layer x coefficient, plain and mitigated, and judges them.")
+    command("directions", "refusal direction, CAA vectors and their cosines (no generation "
+            "unless --evaluate)", _directions)
+    command("safesteer", "SafeSteer: category steering vectors vs risk-category neurons",
+            _safesteer, "SafeSteer: category-specific safety steering by vectors and by "
+            "neurons, compared.")
 
     f = command("figures", "regenerate a run directory's figures from its files", _figures,
                 "Regenerate the figures of an audit or SafeSteer run directory. Without "
@@ -627,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
     j.add_argument("--judge", action="append", default=None, metavar="SPEC",
                    help=f"judge spec, repeatable (default {DEFAULT_JUDGE}, the audit's "
-                        f"default judge): {', '.join(JUDGE_KINDS)}")
+                        "default judge); `workbench list judges` lists every kind")
     j.add_argument("--set", action="append", default=None,
                    choices=("pyrit", "objective", "jbb", "templates"),
                    help="built-in labelled set, repeatable (default: all, unless --labels)")
@@ -657,8 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("models", "list known model specs and which are cached", _models)
 
-    li = command("list", "list behaviours, templates, presets, judges, data sets, risk "
-                 "categories and models", _list)
+    li = command("list", "list behaviours, templates, presets, judges, extraction methods, "
+                 "SafeSteer interventions, data sets, risk categories and models", _list)
     li.add_argument("what", nargs="?", default=None, choices=sorted(_list_sections()),
                     help="one section only (default: all)")
 
@@ -674,11 +666,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the command; exceptions propagate (``main`` reports them)."""
-    args = build_parser().parse_args(argv or ["audit"])
+    argv = argv or ["audit"]
+    args = build_parser(_command_of(argv)).parse_args(argv)
     if args.command is None:
-        args = build_parser().parse_args(["audit", *argv])
+        args = build_parser("audit").parse_args(["audit", *argv])
     args.func(args)
     return 0
+
+
+def _command_of(argv: list[str]) -> str:
+    """The job command ``argv`` runs, if any ("" for none), so only its options are built."""
+    return argv[0] if argv and argv[0] in JOB_CONFIGS else ""
 
 
 def main(argv: list[str] | None = None) -> int:

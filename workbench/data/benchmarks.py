@@ -308,7 +308,7 @@ def _member_prefix(bench: Benchmark, member: str, k: int) -> str:
 
 def _from_package(bench: Benchmark, build: Callable) -> list:
     out = []
-    for k, (member, rows) in enumerate(package_rows(bench)):
+    for k, (member, rows) in enumerate(package_rows(bench.carrier, bench.members, bench.fmt)):
         src = f"package {bench.carrier.requirement}:{member}"
         out += build(rows, src, True, _member_prefix(bench, member, k))
     return out

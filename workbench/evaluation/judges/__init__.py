@@ -11,23 +11,32 @@ from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, LABEL
 from workbench.evaluation.judges.classifier import ClassifierJudge
 from workbench.evaluation.judges.registry import (
     DEFAULT_JUDGE,
-    JUDGE_KINDS,
+    JUDGES,
+    judge_kinds,
     make_judge,
+    register_judge,
     split_spec,
     validated_agreement,
 )
-from workbench.evaluation.judges.substring import (
+from workbench.evaluation.judges.substring import SubstringJudge, label_response
+from workbench.evaluation.text_checks import (
     REFUSAL_SUBSTRINGS,
-    SubstringJudge,
     comprehensibility,
     is_comprehensible,
     is_refusal,
-    label_response,
     refusal_rate,
 )
 
-__all__ = ["DEFAULT_JUDGE", "INCOMPREHENSIBLE", "JAILBROKEN", "JUDGE_KINDS", "LABELS",
+
+
+def __getattr__(name: str):
+    if name == "JUDGE_KINDS":  # every spec form, read from the registry when asked
+        return judge_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_JUDGE", "INCOMPREHENSIBLE", "JAILBROKEN", "JUDGES", "JUDGE_KINDS", "LABELS",
            "REFUSAL_SUBSTRINGS", "SAFE", "ClassifierJudge", "Judge", "SubstringJudge",
            "comprehensibility", "grouped_bootstrap", "is_comprehensible", "is_refusal",
-           "judge_agreement", "label_response", "make_judge", "refusal_rate",
-           "split_spec", "validated_agreement"]
+           "judge_agreement", "judge_kinds", "label_response", "make_judge", "refusal_rate",
+           "register_judge", "split_spec", "validated_agreement"]

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Sequence
 
 from workbench.errors import WorkbenchError
+from workbench.evaluation.text_checks import is_comprehensible
 
 SAFE, JAILBROKEN, INCOMPREHENSIBLE = "safe", "jailbroken", "incomprehensible"
 LABELS: tuple[str, ...] = (SAFE, JAILBROKEN, INCOMPREHENSIBLE)
@@ -53,8 +54,6 @@ class ScoringJudge(Judge):
         """P(jailbroken) per pair, a 1-D array (no comprehensibility gate)."""
 
     def label(self, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
-        from workbench.evaluation.judges.substring import is_comprehensible
-
         check_pairs(prompts, responses)
         labels = [None if is_comprehensible(r, **self.thresholds) else INCOMPREHENSIBLE
                   for r in responses]

@@ -10,7 +10,7 @@ from jaxtyping import Int
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, SAFE, Judge, check_pairs
-from workbench.evaluation.judges.substring import is_comprehensible
+from workbench.evaluation.text_checks import is_comprehensible
 
 Tensor = torch.Tensor
 

@@ -18,7 +18,7 @@ from jaxtyping import Float
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, SAFE, Judge, check_pairs
-from workbench.evaluation.judges.substring import is_comprehensible
+from workbench.evaluation.text_checks import is_comprehensible
 from workbench.model.logprobs import last_logprobs
 
 Tensor = torch.Tensor

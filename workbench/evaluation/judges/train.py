@@ -34,7 +34,7 @@ from jaxtyping import Float
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.agreement import judge_agreement
-from workbench.evaluation.judges.substring import is_comprehensible, is_refusal
+from workbench.evaluation.text_checks import is_comprehensible, is_refusal
 from workbench.evaluation.judges.trained import (
     FEATURE_SPEC,
     MAX_WORDS,

@@ -24,7 +24,7 @@ from jaxtyping import Float
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.judges.base import ScoringJudge, check_pairs
-from workbench.evaluation.judges.substring import is_refusal
+from workbench.evaluation.text_checks import is_refusal
 
 WEIGHTS_FILE = "trained_judge.json"
 FEATURE_SPEC = ("minilm-l6-v2:response,cosine(request,response),refusal_flag,"
@@ -49,7 +49,7 @@ def embed_texts(texts: Sequence[str], encoder=None, batch_size: int = 64
     Each distinct text is embedded once (audits repeat their requests many times).
     """
     if encoder is None:
-        from workbench.safesteer.quality import minilm_model
+        from workbench.evaluation.embeddings import minilm_model
 
         encoder = minilm_model()
     clipped = [_clip(t) for t in texts]

@@ -11,7 +11,7 @@ import numpy as np
 from workbench.data.benchmarks import load_judge_examples
 from workbench.evaluation.judges.agreement import judge_agreement
 from workbench.evaluation.judges.registry import make_judge
-from workbench.evaluation.judges.substring import is_refusal
+from workbench.evaluation.text_checks import is_refusal
 
 N_BOOTSTRAP = 1000
 
