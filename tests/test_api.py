@@ -322,3 +322,21 @@ def test_instruction_items_and_a_single_string_generate(tiny):
     one = wb.generate(tiny, "Hi there.", max_new_tokens=3)
     assert isinstance(one, str)
     assert wb.generate(tiny, [Instruction("Hi there.")], max_new_tokens=3) == [one]
+
+
+def test_audit_and_compare_run_the_jobs_from_the_api(monkeypatch, tmp_path):
+    """``wb.audit`` builds the preset's config with the overrides and runs the audit job;
+    ``wb.compare`` runs the compare job (both stubbed here: the jobs have their own tests)."""
+    import workbench as wb
+    import workbench.jobs.audit as audit_job
+    import workbench.jobs.compare as compare_job
+
+    seen = {}
+    monkeypatch.setattr(audit_job, "run_audit", lambda cfg: seen.setdefault("cfg", cfg) and {})
+    monkeypatch.setattr(compare_job, "run_compare",
+                        lambda dirs, out, png: seen.setdefault("compare", (dirs, out, png)))
+    wb.audit("smoke", out=str(tmp_path / "a"), max_new_tokens=3)
+    assert seen["cfg"].preset == "smoke" and seen["cfg"].max_new_tokens == 3
+    assert seen["cfg"].out == str(tmp_path / "a")
+    wb.compare([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    assert seen["compare"] == ([tmp_path / "a", tmp_path / "b"], tmp_path / "c", False)

@@ -227,9 +227,6 @@ def test_a_registered_method_passes_audit_validation(extra_method, tmp_path, mon
 
 
 @pytest.mark.slow  # a whole smoke audit
-@pytest.mark.xfail(strict=True, reason="the audit's method_directions reads the extraction-"
-                   "method registry only once the h24 audit-job change is merged; drop this "
-                   "mark then")
 def test_a_registered_method_runs_in_the_audit(extra_method, tmp_path):
     """Acceptance (#24): a method registered in a few lines is usable from
     `workbench audit --method NAME`, and the run's tables carry it."""

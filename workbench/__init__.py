@@ -31,7 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.version import __version__  # noqa: F401  (workbench.__version__)
 
 __all__ = ["DEFAULT_MODEL", "RefusalDirection", "SteeringVector", "TEACHING_MODEL",
-           "WorkbenchError", "WorkbenchModel", "caa", "cosine_by_layer", "generate",
+           "WorkbenchError", "WorkbenchModel", "audit", "caa", "compare", "cosine_by_layer", "generate",
            "load_model", "plot", "refusal_direction"]
 
 # name -> the module that defines it; imported on first access
@@ -39,6 +39,7 @@ _LAZY = {"WorkbenchModel": "workbench.model", "DEFAULT_MODEL": "workbench.model"
          "TEACHING_MODEL": "workbench.model", "load_model": "workbench.model",
          "refusal_direction": "workbench.api", "caa": "workbench.api",
          "generate": "workbench.api", "cosine_by_layer": "workbench.api",
+         "audit": "workbench.api", "compare": "workbench.api",
          "SteeringVector": "workbench.vectors", "RefusalDirection": "workbench.vectors"}
 _SUBMODULES = {"activations", "analysis", "api", "data", "directions", "distributed",
                "evaluation", "figures", "geometry", "jobs", "model", "notebook", "plot", "report",

@@ -56,7 +56,8 @@ from workbench.vectors import (
     model_metadata,
 )
 
-__all__ = ["DEFAULT_MODEL", "TEACHING_MODEL", "RefusalDirection", "SteeringVector", "caa",
+__all__ = ["DEFAULT_MODEL", "TEACHING_MODEL", "RefusalDirection", "SteeringVector", "audit", "caa",
+           "compare",
            "cosine_by_layer", "generate", "load_model", "refusal_direction"]
 
 # CAA's convention, and the audit's default steering layer: 40 % of the way through the model
@@ -256,3 +257,20 @@ def cosine_by_layer(a, b) -> pd.DataFrame:
     tidy table: ``behaviour, layer, cosine, reference`` (what ``wb.plot.cosine_by_layer``
     draws). ``b`` is a vector (row by row) or one ``[d]`` tensor (the same at every layer)."""
     return cosine_table(a, b)
+
+
+def audit(preset: str = "smoke", **overrides) -> dict:
+    """Run the steering-safety audit (``workbench audit``) from a notebook: the preset, then
+    ``overrides`` (any config field, e.g. ``out=``, ``model=``, ``progress=False``). Returns
+    the run's summary, as written to ``run.json``."""
+    from workbench.jobs.audit import run_audit
+    from workbench.jobs.config import build_config
+
+    return run_audit(build_config(preset, **overrides))
+
+
+def compare(run_dirs: Sequence[str | Path], out: str | Path, png: bool = False) -> dict:
+    """Pool finished audit runs of several models (``workbench compare``) into ``out``."""
+    from workbench.jobs.compare import run_compare
+
+    return run_compare(list(run_dirs), out, png=png)
