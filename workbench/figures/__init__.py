@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 from workbench.figures.audit import (
     plot_asr_by_category,
@@ -119,15 +119,4 @@ _RENAMED = {old: f"plot_{old}" for old in (
     "asr_by_category", "efficacy", "efficacy_open_ended")}
 
 
-def __getattr__(name: str):
-    """``wb.figures.compare`` / ``.safesteer`` import on first use; an old figure name (e.g.
-    ``cosine_by_layer``) gives its ``plot_*`` function, with a DeprecationWarning."""
-    if name in ("compare", "safesteer"):
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _RENAMED:
-        warnings.warn(f"workbench.figures.{name} is deprecated; use {_RENAMED[name]}",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {old: f"{__name__}:{new}" for old, new in _RENAMED.items()})

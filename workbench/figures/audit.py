@@ -9,7 +9,6 @@ are stored as fractions in [0, 1]; the figures show them in percent (ASR) or per
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 from workbench.figures.style import (
     COLORWAY,
@@ -691,11 +691,4 @@ _RENAMED = {old: f"plot_{old}" for old in (
     "asr_by_category", "efficacy", "efficacy_open_ended")}
 
 
-def __getattr__(name: str):
-    """An old figure name (e.g. ``cosine_by_layer``) gives its ``plot_*`` function, with a
-    DeprecationWarning."""
-    if name in _RENAMED:
-        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {old: f"{__name__}:{new}" for old, new in _RENAMED.items()})

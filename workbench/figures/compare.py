@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 from workbench.figures.export import read_table, save_figures
 from workbench.figures.style import NEUTRAL, TEXT, color, style_figure
@@ -142,11 +142,4 @@ _RENAMED = {old: f"plot_{old}" for old in (
     "delta_vs_cosine_models", "cosine_by_depth")}
 
 
-def __getattr__(name: str):
-    """An old figure name (e.g. ``delta_vs_cosine_models``) gives its ``plot_*`` function, with a
-    DeprecationWarning."""
-    if name in _RENAMED:
-        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {old: f"{__name__}:{new}" for old, new in _RENAMED.items()})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 import os
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 from workbench.figures.export import read_table, save_figures
 from workbench.figures.style import (
@@ -284,11 +284,4 @@ _RENAMED = {old: f"plot_{old}" for old in (
     "neuron_selectivity", "category_metrics", "safety_quality_tradeoff", "vector_cosines")}
 
 
-def __getattr__(name: str):
-    """An old figure name (e.g. ``neuron_selectivity``) gives its ``plot_*`` function, with a
-    DeprecationWarning."""
-    if name in _RENAMED:
-        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {old: f"{__name__}:{new}" for old, new in _RENAMED.items()})

@@ -20,12 +20,12 @@ are carried into ``compare.csv`` when present and never required. The tables are
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from workbench.analysis import compare as comparison
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 from workbench.rundir import audit as rundir_audit
 from workbench.rundir import delta_fits
@@ -55,24 +55,15 @@ def run_compare(run_dirs: list[str | Path], out: str | Path, png: bool = True) -
             "warnings": figure_warnings}
 
 
-# old names -> (module, new name); each use warns once per access
-_MOVED = {"AuditRun": (rundir_audit, "AuditTables"), "load_audit_run": (rundir_audit,
-                                                                        "load_audit_tables"),
-          "DELTA_REQUIRED": (rundir_audit, "DELTA_REQUIRED"),
-          "GEOMETRY_REQUIRED": (rundir_audit, "GEOMETRY_REQUIRED"),
-          "FIT_FIELDS": (delta_fits, "FIT_FIELDS"), "POOLED": (delta_fits, "POOLED"),
-          "predictor": (delta_fits, "predictor"), "fit_rows": (delta_fits, "fit_rows"),
-          "fits": (delta_fits, "fits"), "LEAD_FIELDS": (comparison, "LEAD_FIELDS"),
-          "compare_tables": (comparison, "compare_tables"), "markdown": (comparison, "markdown")}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        module, new = _MOVED[name]
-        warnings.warn(f"workbench.jobs.compare.{name} is deprecated; use {module.__name__}."
-                      f"{new}", DeprecationWarning, stacklevel=2)
-        return getattr(module, new)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# old names -> their new homes (kept for one release)
+__getattr__ = moved_names(__name__, {
+    "AuditRun": "workbench.rundir.audit:AuditTables",
+    "load_audit_run": "workbench.rundir.audit:load_audit_tables",
+    **{n: "workbench.rundir.audit" for n in ("DELTA_REQUIRED", "GEOMETRY_REQUIRED")},
+    **{n: "workbench.rundir.delta_fits" for n in ("FIT_FIELDS", "POOLED", "predictor",
+                                                  "fit_rows", "fits")},
+    **{n: "workbench.analysis.compare" for n in ("LEAD_FIELDS", "compare_tables", "markdown")},
+})
 
 
 __all__ = ["run_compare"]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from workbench.deprecation import moved_names
 from workbench.errors import WorkbenchError
 import workbench.evaluation.embeddings as embeddings
 
@@ -121,12 +121,8 @@ def relevance_scores(
 
 
 
-def __getattr__(name: str):
-    if name == "minilm_model":  # moved to workbench.evaluation.embeddings
-        warnings.warn("workbench.safesteer.quality.minilm_model is deprecated; import it from "
-                      "workbench.evaluation.embeddings", DeprecationWarning, stacklevel=2)
-        return embeddings.minilm_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# moved to workbench.evaluation.embeddings (old import path kept for one release)
+__getattr__ = moved_names(__name__, {"minilm_model": "workbench.evaluation.embeddings"})
 
 
 __all__ = ["RELEVANCE_METHODS", "bleu", "relevance_scores", "response_perplexity", "rouge_l"]

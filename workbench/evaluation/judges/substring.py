@@ -9,9 +9,9 @@ text checks it applies (:func:`is_refusal`, :func:`is_comprehensible`) live in
 
 from __future__ import annotations
 
-import warnings
 from typing import Iterable, Sequence
 
+from workbench.deprecation import moved_names
 import workbench.evaluation.text_checks as text_checks
 from workbench.evaluation.judges.base import INCOMPREHENSIBLE, JAILBROKEN, SAFE, Judge, check_pairs
 
@@ -20,13 +20,8 @@ _MOVED = ("REFUSAL_SUBSTRINGS", "comprehensibility", "is_comprehensible", "is_re
           "refusal_rate")
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        warnings.warn(f"workbench.evaluation.judges.substring.{name} is deprecated; import it "
-                      "from workbench.evaluation.text_checks (or workbench.evaluation.judges)",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(text_checks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {name: f"workbench.evaluation.text_checks:{name}"
+                                         for name in _MOVED})
 
 
 
