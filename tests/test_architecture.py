@@ -17,7 +17,7 @@ PACKAGE = ROOT / "workbench"
 # Lowest layer first; a module may import from its own layer or any lower one (docs/architecture.md).
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "cache", "fetch", "progress", "geometry", "runs", "report", "judge_specs",
-     "version"),
+     "version", "deprecation"),
     ("model", "data"),
     ("activations",),
     ("steering",),
