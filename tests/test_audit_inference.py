@@ -199,3 +199,25 @@ def test_the_regression_predictor_is_each_conditions_projection_by_hand():
     assert fits["behaviours"]["n"] == 24 * 4 and fits["behaviours"]["n_prompts"] == 12
     # the mitigated vectors join the second fit; the placebos and removals join none
     assert fits["behaviours+mitigated"]["n"] == 24 * 5
+
+
+def test_projection_pcs_are_exact_and_ignore_the_global_rng():
+    """projections.csv's PCs are the exact SVD of the centred activations, whatever state
+    numpy's global RNG is in (sklearn's randomized solver, its default for wide data, drew from
+    it and moved the sixth digit between runs)."""
+    from workbench.analysis.tables import projection_rows
+
+    rng = np.random.default_rng(0)
+    harm, safe = (torch.tensor(rng.normal(size=(n, 1536))) for n in (90, 80))
+    direction = torch.tensor(rng.normal(size=1536))
+    args = (harm, safe, direction, 3, list(range(90)), list(range(80)), [None] * 90)
+    np.random.seed(1)
+    first = projection_rows(*args)
+    np.random.seed(2)
+    assert projection_rows(*args) == first
+    x = torch.cat([harm, safe]).numpy()
+    centred = x - x.mean(0)
+    vt = np.linalg.svd(centred, full_matrices=False)[2]
+    for k in range(3):
+        got = np.array([r[f"pc{k + 1}"] for r in first])
+        np.testing.assert_allclose(np.abs(got), np.abs(centred @ vt[k]), rtol=1e-9, atol=1e-9)

@@ -206,7 +206,8 @@ def projection_rows(harm_acts: torch.Tensor, safe_acts: torch.Tensor, direction:
     x = torch.cat([harm_acts, safe_acts]).double()
     proj = (x @ unit(direction.double())).numpy()
     k = min(3, x.shape[0], x.shape[1])
-    pcs = PCA(n_components=k).fit_transform(x.numpy())
+    # exact SVD: the randomized solver sklearn picks for wide data draws from the global RNG
+    pcs = PCA(n_components=k, svd_solver="full").fit_transform(x.numpy())
     pcs = np.pad(pcs, ((0, 0), (0, 3 - k)))
     splits = ["harmful"] * len(harm_acts) + ["harmless"] * len(safe_acts)
     ids, cats = [*harm_ids, *safe_ids], [*harm_cats, *([None] * len(safe_acts))]

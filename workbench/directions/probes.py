@@ -62,7 +62,7 @@ def pca_direction(
     out = []
     for l in range(positive.shape[1]):
         x = torch.cat([positive[:, l], negative[:, l]]).double().numpy()
-        pc = torch.from_numpy(PCA(n_components=1).fit(x).components_[0])
+        pc = torch.from_numpy(PCA(n_components=1, svd_solver="full").fit(x).components_[0])
         out.append(_align(pc, diff_in_means(positive[:, l], negative[:, l])))
     return torch.stack(out)
 
