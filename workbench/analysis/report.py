@@ -507,6 +507,13 @@ def _layer_section(deltas: list[dict], efficacy: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def largest_word(delta: dict) -> str:
+    """How to name the largest |ΔASR|: a rise or a fall as its sign says (never "increase" for
+    a fall)."""
+    d = delta["delta_asr"]
+    return "largest rise" if d > 0 else "largest fall" if d < 0 else "largest change"
+
+
 def findings(deltas: list[dict], regs: list[dict], efficacy: list[dict] | None = None,
              recovery: dict | None = None) -> list[str]:
     """Plain-language statements that follow from the tables (no claims beyond them); every
@@ -521,7 +528,7 @@ def findings(deltas: list[dict], regs: list[dict], efficacy: list[dict] | None =
         sig = [d for d in pooled if below(d.get("p_holm"))]
         raw = sum(below(d.get("p_value")) for d in pooled)
         out.append(f"- Behaviour steering (controls and placebos excluded) changed ASR by "
-                   f"{pp(low['delta_asr'])} to {pp(high['delta_asr'])} pp (largest change: "
+                   f"{pp(low['delta_asr'])} to {pp(high['delta_asr'])} pp ({largest_word(top)}: "
                    f"{top['behaviour']} at coefficient {top['coefficient']:+g}); {len(sig)} of "
                    f"{n} conditions differ from the baseline at Holm-adjusted p < 0.05 (Holm keeps "
                    f"the chance of any false positive among the {n} below 5%; {raw} at "
