@@ -298,6 +298,9 @@ def test_asr_by_category(run_dir):
     assert hm.y[0].startswith("unsteered") and "mitigated" in hm.y[2]
     assert hm.z[0][2] == pytest.approx(20.0)  # malware baseline 2/10, in percent
     assert hm.zmin == 0 and hm.zmax == 100
+    # each cell shows its own n (jailbroken/answers), and the subtitle says how many answers
+    assert "%{customdata[1]}" in hm.texttemplate and list(hm.customdata[0][2][:2]) == ["2", "10"]
+    assert "n = 10 answers per cell" in fig.layout.title.subtitle.text
 
 
 def test_missing_column_is_a_workbench_error(run_dir):

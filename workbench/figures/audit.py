@@ -569,10 +569,13 @@ def plot_asr_by_category(categories: pd.DataFrame) -> go.Figure:
         z.append(zr)
         custom.append(cr)
     chars = max(8, int(900 / max(len(cats), 1) / 8))
+    sizes = sorted({int(n) for n in df["n"]})
+    n_note = (f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}") if sizes else "0"
     fig = go.Figure(go.Heatmap(
         z=z, x=[wrap_label(c, chars) for c in cats], y=conditions, customdata=custom,
-        zmin=0, zmax=100, colorscale=SEQUENTIAL, texttemplate="%{z:.0f}%",
-        textfont=dict(size=14), hoverongaps=False, xgap=2, ygap=2,
+        zmin=0, zmax=100, colorscale=SEQUENTIAL,
+        texttemplate="%{z:.0f}%<br>%{customdata[0]}/%{customdata[1]}",
+        textfont=dict(size=12), hoverongaps=False, xgap=2, ygap=2,
         colorbar=dict(title=dict(text="ASR (%)", side="right"), ticksuffix="%"),
         hovertemplate=("<b>%{x}</b><br>%{y}<br>ASR %{z:.2f}% (%{customdata[0]} of "
                        "%{customdata[1]} jailbroken)<br>95% CI %{customdata[2]}–"
@@ -581,8 +584,11 @@ def plot_asr_by_category(categories: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="Harm category", showgrid=False, side="bottom")
     fig.update_yaxes(title_text="Condition (behaviour, steering coefficient α)",
                      autorange="reversed", showgrid=False)
+    # each cell is a handful of answers: say how many, so no one reads 0% or 100% as a rate
     return style_figure(fig, "Attack success rate by harm category and condition",
-                        160 + 34 * max(len(conditions), 4))
+                        160 + 40 * max(len(conditions), 4),
+                        subtitle=f"Each cell: % jailbroken, and jailbroken/answers "
+                                 f"(n = {n_note} answers per cell)")
 
 
 def plot_efficacy(eff: pd.DataFrame) -> go.Figure:
