@@ -19,10 +19,18 @@ from workbench.errors import WorkbenchError
 from workbench.figures.style import with_interaction_hint
 from workbench.rundir.tables import read_table  # noqa: F401  (a figure reads run tables)
 
-__all__ = ["PNG_HELP", "png_export_available", "read_table", "save_figure", "save_figures"]
+__all__ = ["PNG_HELP", "png_export_available", "png_skipped_note", "read_table", "save_figure", "save_figures"]
 
 PNG_HELP = ("PNG export needs kaleido and a Chrome/Chromium browser: run `pip install kaleido` "
             "and `apt-get install -y chromium` (or pass png=False for HTML only)")
+
+
+def png_skipped_note(out: str | os.PathLike, preset: str) -> str:
+    """What a run whose preset writes HTML figures only says, so PNGs are not missed silently."""
+    return (f"note: PNG figures skipped (the {preset} preset writes HTML only); "
+            f"`workbench figures {out}` adds them (needs kaleido and Chromium)")
+
+
 DEFAULT_WIDTH = 1200
 DEFAULT_HEIGHT = 650
 DEFAULT_SCALE = 2

@@ -137,6 +137,8 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
 def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnings: list[str],
                timings: dict, t0: float, job=None, **fields) -> dict:
     """Render the figures (if asked), then write the completed run.json and return it."""
+    from workbench.figures.export import png_skipped_note
+    from workbench.model.precision import machine_record
     from workbench.runs import write_json
 
     warnings = list(warnings)
@@ -145,11 +147,13 @@ def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnin
             job.stage("figures")
         t = time.time()
         warnings += render_figures(render, out, cfg.png)
+        if not cfg.png and cfg.preset == "smoke":  # say so, and how to get them
+            print(png_skipped_note(out, cfg.preset), file=sys.stderr)
         timings["figures"] = time.time() - t
     timings["total"] = time.time() - t0
     record.update(status="complete", warnings=warnings, **fields,
                   timings_s={k: round(v, 2) for k, v in timings.items()},
-                  peak_memory_gb=peak_memory_gb())
+                  peak_memory_gb=peak_memory_gb(), machine=machine_record())
     write_json(out / "run.json", record)
     if job is not None:
         job.done()

@@ -79,6 +79,16 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     return [f for f in (*CPU_BF16_FLAGS, "bf16") if f in words]
 
 
+def machine_record() -> dict:
+    """The machine a run's timings came from, for run.json: CPU model, logical cores, torch's
+    threads, native-bfloat16 flags, and the GPU's name when CUDA is present (else None)."""
+    import os
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "bf16_flags": cpu_bf16_flags(), "gpu": gpu}
+
+
 def _apple_bf16() -> list[str]:
     try:
         out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True,
