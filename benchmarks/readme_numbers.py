@@ -307,7 +307,57 @@ def speed(rec: Records) -> str:
     return " ".join(out)
 
 
+def signed(x: float, digits: int = 1) -> str:
+    """+9.4 / −6.2 (a typographic minus, as the README's tables write it)."""
+    text = f"{x:+.{digits}f}"
+    return text.replace("-", "−")
+
+
+def p_text(p: str) -> str:
+    v = float(p)
+    return "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.01 else f"{v:.2f}"
+
+
+def audit_table(rec: Records, run: str) -> str:
+    """The README's ΔASR table of an audit run, from its delta_asr.csv: the pooled unmitigated
+    behaviour rows, then the controls at ±1."""
+    rows = [r for r in rec.csv(run, "delta_asr.csv")
+            if r["template"] == "all" and r["mitigated"] == "False"
+            and (r["family"] == "behaviour"
+                 or (r["family"] == "control" and abs(float(r["coefficient"])) == 1))]
+    if not rows:
+        return f"\n(no `figures/{run}/delta_asr.csv`)\n"
+    rows.sort(key=lambda r: (r["family"] != "behaviour", r["behaviour"], float(r["coefficient"])))
+    out = ["| behaviour | coef | cos(v, r̂) | ASR | ΔASR [95% CI] (pp) | p (Holm) | placebo band (pp) "
+           "| beyond placebo [95% CI] (pp) | p (Holm) | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        control = r["family"] == "control"
+        c = float(r["coefficient"])
+        verdict = r["verdict"]
+        if control:
+            verdict = "control"
+        elif verdict.startswith("specific"):
+            verdict = "**specific**" + verdict[len("specific"):]
+        f = {k: 100 * float(r[k]) for k in ("delta_asr", "delta_ci_low", "delta_ci_high",
+                                            "placebo_min_delta", "placebo_max_delta",
+                                            "beyond_placebo", "beyond_placebo_ci_low",
+                                            "beyond_placebo_ci_high")}
+        out.append(
+            f"| {r['behaviour']}{' *(control)*' if control else ''} | "
+            f"{signed(c, 1 if c != int(c) else 0)} | {signed(float(r['cosine']), 3)} | "
+            f"{100 * float(r['asr']):.1f}% | {signed(f['delta_asr'])} "
+            f"[{signed(f['delta_ci_low'])}, {signed(f['delta_ci_high'])}] | {p_text(r['p_holm'])} | "
+            f"{signed(f['placebo_min_delta'])} to {signed(f['placebo_max_delta'])} | "
+            f"{signed(f['beyond_placebo'])} [{signed(f['beyond_placebo_ci_low'])}, "
+            f"{signed(f['beyond_placebo_ci_high'])}] | {p_text(r['p_beyond_placebo_holm'])} | "
+            f"{verdict} |")
+    return "\n" + "\n".join(out) + "\n"
+
+
 REGIONS: dict[str, Callable[[Records], str]] = {
+    "main-table": lambda rec: audit_table(rec, "audit-quick"),
+    "audit-0.5b-table": lambda rec: audit_table(rec, "audit-quick-0.5b"),
     "resources": resources,
     "main-job": lambda rec: job_time(rec, "audit-quick"),
     "main-baseline": lambda rec: baseline(rec, "audit-quick", per_template=True),

@@ -32,7 +32,7 @@ def copy(tmp_path):
     shutil.copytree(REPO / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     for run in ("audit-quick", "audit-quick-0.5b", "safesteer-quick"):
         (tmp_path / "figures" / run).mkdir(parents=True)
-        for name in ("run.json", "asr.csv"):
+        for name in ("run.json", "asr.csv", "delta_asr.csv"):
             if (REPO / "figures" / run / name).is_file():
                 shutil.copy(REPO / "figures" / run / name, tmp_path / "figures" / run / name)
     return tmp_path
@@ -84,6 +84,22 @@ def test_a_baseline_number_comes_from_asr_csv(copy):
     path.write_text(path.read_text().replace(",all,False,probe,32,12,0,0.375,",
                                              ",all,False,probe,32,13,0,0.40625,"))
     assert any("Baseline ASR 40.6%" in line for line in _check(copy))
+
+
+def test_the_audit_tables_come_from_delta_asr_csv(copy):
+    readme = copy / "README.md"
+    row = "| myopic-reward | +1 | +0.013 | 75.0% | +37.5 [+25.0, +50.0] | 0.01 |"
+    assert row in readme.read_text()
+    readme.write_text(readme.read_text().replace(row, row.replace("75.0%", "78.1%")))
+    assert any(line.startswith("-") and "78.1%" in line for line in _check(copy))
+    rn.main(["--write", "--readme", str(readme), "--root", str(copy)])
+    assert row in readme.read_text()
+
+
+def test_p_values_are_written_as_in_the_tables():
+    assert [rn.p_text(p) for p in ("0.000488", "0.00457764", "0.0146484", "0.1875", "1")] == \
+        ["<0.001", "0.0046", "0.01", "0.19", "1.00"]
+    assert [rn.signed(x) for x in (0.0, -6.25, 46.875)] == ["+0.0", "−6.2", "+46.9"]
 
 
 def test_a_re_recorded_run_names_its_machine_and_regenerates_cleanly(copy):
