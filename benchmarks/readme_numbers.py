@@ -355,7 +355,49 @@ def audit_table(rec: Records, run: str) -> str:
     return "\n" + "\n".join(out) + "\n"
 
 
+SAFESTEER_METHODS = {"none": "unsteered", "safesteer": "category vector (SafeSteer)",
+                     "neuron_add": "neuron vector", "neuron_suppress": "neuron suppression"}
+
+
+def safesteer_table(rec: Records, run: str = "safesteer-quick") -> str:
+    """The README's SafeSteer table, from the run's metrics.csv (pooled categories)."""
+    rows = {(r["method"], r["split"]): r for r in rec.csv(run, "metrics.csv")
+            if r["category"] == "all"}
+    if ("none", "harmful") not in rows:
+        return f"\n(no `figures/{run}/metrics.csv`)\n"
+
+    def rate(r, key, with_ci=True):
+        text = f"{100 * float(r[key + '_rate']):.0f}%"
+        return text + (f" [{100 * float(r[key + '_ci_low']):.0f}, "
+                       f"{100 * float(r[key + '_ci_high']):.0f}]" if with_ci else "")
+
+    steered = [m for m in SAFESTEER_METHODS if m != "none" and (m, "harmful") in rows]
+    mult = {f"{float(rows[(m, 'harmful')]['multiplier']):g}" for m in steered
+            if m != "neuron_suppress"}  # suppression sets neurons to zero: no multiplier
+    n_benign = {rows[(m, "benign")]["n"] for m in steered if (m, "benign") in rows}
+    out = [f"| method (m = {', '.join(sorted(mult))}) | unsafe, {rows[('none', 'harmful')]['judge']} "
+           f"judge | Δ unsafe (pp) | unsafe, substring judge | refusal | ROUGE-L vs unsteered | "
+           f"benign refusal (n = {', '.join(sorted(n_benign))}) |", "|---|---|---|---|---|---|---|"]
+    for m in ["none", *steered]:
+        h, b = rows[(m, "harmful")], rows.get((m, "benign"))
+        if m == "none":
+            delta, sub = "", rate(h, "unsafe_substring")
+            benign = f"{rate(b, 'refusal', False)} (n = {b['n']})" if b else "—"
+        else:
+            delta = (f"{signed(100 * float(h['delta_unsafe']), 0)} "
+                     f"[{signed(100 * float(h['delta_unsafe_ci_low']), 0)}, "
+                     f"{signed(100 * float(h['delta_unsafe_ci_high']), 0)}], "
+                     f"p {float(h['p_holm']):.2g}")
+            sub = rate(h, "unsafe_substring", False)
+            benign = rate(b, "refusal") if b else "—"
+        out.append(f"| {SAFESTEER_METHODS[m]} | {rate(h, 'unsafe')} | {delta} | {sub} | "
+                   f"{rate(h, 'refusal', False)} | {float(h['rouge_l']):.2f} | {benign} |"
+                   .replace("|  |", "| |"))
+    return "\n" + "\n".join(out) + "\n"
+
+
 REGIONS: dict[str, Callable[[Records], str]] = {
+    "safesteer-table": safesteer_table,
     "main-table": lambda rec: audit_table(rec, "audit-quick"),
     "audit-0.5b-table": lambda rec: audit_table(rec, "audit-quick-0.5b"),
     "resources": resources,

@@ -32,7 +32,7 @@ def copy(tmp_path):
     shutil.copytree(REPO / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     for run in ("audit-quick", "audit-quick-0.5b", "safesteer-quick"):
         (tmp_path / "figures" / run).mkdir(parents=True)
-        for name in ("run.json", "asr.csv", "delta_asr.csv"):
+        for name in ("run.json", "asr.csv", "delta_asr.csv", "metrics.csv"):
             if (REPO / "figures" / run / name).is_file():
                 shutil.copy(REPO / "figures" / run / name, tmp_path / "figures" / run / name)
     return tmp_path
@@ -94,6 +94,16 @@ def test_the_audit_tables_come_from_delta_asr_csv(copy):
     assert any(line.startswith("-") and "78.1%" in line for line in _check(copy))
     rn.main(["--write", "--readme", str(readme), "--root", str(copy)])
     assert row in readme.read_text()
+
+
+def test_the_safesteer_table_comes_from_metrics_csv(copy):
+    path = copy / "figures" / "safesteer-quick" / "metrics.csv"
+    lines = path.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("neuron_add,all,12,4,harmful,"))
+    lines[i] = lines[i].replace(",0.962684,", ",0.5,")  # its ROUGE-L
+    path.write_text("\n".join(lines) + "\n")
+    diff = _check(copy)
+    assert any(line.startswith("+| neuron vector |") and "| 0.50 |" in line for line in diff)
 
 
 def test_p_values_are_written_as_in_the_tables():
