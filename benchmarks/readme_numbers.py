@@ -99,8 +99,9 @@ def machine(record: dict | None) -> str:
     reason = dtype.get("reason") if isinstance(dtype, dict) else None
     if reason and reason != "asked for":
         return f"machine not recorded; its dtype record says: {reason}"
-    if m and m.get("cpu_count"):
-        return f"{m['cpu_count']} cores, CPU model not recorded"
+    cores = m and (m.get("cpu_count") or m.get("cpus"))
+    if cores:
+        return f"{cores} cores, CPU model not recorded"
     return "machine not recorded"
 
 
@@ -396,7 +397,58 @@ def safesteer_table(rec: Records, run: str = "safesteer-quick") -> str:
     return "\n" + "\n".join(out) + "\n"
 
 
+def trained_judge_time(rec: Records) -> str:
+    j = rec.result("judge_trained.json")
+    if j is None:
+        return missing("judge_trained.json")
+    return (f"{j['n_answers']:,} answers in {j['label_s']:.0f} s on {machine(j)}, "
+            f"`{RESULTS}/judge_trained.json`")
+
+
+def versus(a: float, b: float) -> str:
+    """How κ ``a`` stands against ``b``: level within 0.05, else above or below."""
+    return "level with" if abs(a - b) <= 0.05 else "above" if a > b else "below"
+
+
+def judge_agreement(rec: Records) -> str:
+    """The probe judge's nested-CV κ per labelled source and on the untouched test set."""
+    cv, test = rec.result("judge_nested_cv.json"), rec.result("judge_test.json")
+    if cv is None or test is None:
+        return missing("judge_nested_cv.json" if cv is None else "judge_test.json")
+
+    def k(score, ci="kappa_ci"):
+        lo, hi = score[ci]
+        return f"{score['kappa']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    nest, sub = cv["probe"]["nested"], cv["substring"]
+    tp = test["probe"]
+    return (f"κ with 95% intervals from a bootstrap over requests: {k(nest['templates'])} on "
+            f"template-attack answers (n={nest['templates']['n']}), {k(nest['refusal'])} on "
+            f"pyrit's refusal set (n={nest['refusal']['n']}), {k(nest['objective'])} on pyrit's "
+            f"objective set (n={nest['objective']['n']}), {k(nest['all'])} overall "
+            f"(n={nest['all']['n']}), and **{k(nest['jbb'])} on JailbreakBench's human majority "
+            f"(n={nest['jbb']['n']}), {'short of' if nest['jbb']['kappa'] < 0.75 else 'above'} "
+            f"0.75 and {versus(nest['jbb']['kappa'], sub['jbb']['kappa'])} "
+            f"the substring rule's {k(sub['jbb'])}** there "
+            f"({nest['jbb_disjoint_quick_cos<0.9']['kappa']:.2f} on the JailbreakBench requests the "
+            f"quick preset does not attack). On an untouched test set of {tp['n']} template-attack "
+            f"answers, scored once, it reaches κ {k(tp, 'kappa_ci_grouped')}, accuracy "
+            f"{tp['accuracy']:.2f}, against κ {test['substring']['kappa']:.2f} for substring")
+
+
+def trained_judge_kappa(rec: Records) -> str:
+    cv, test = rec.result("judge_nested_cv.json"), rec.result("judge_test.json")
+    if cv is None or test is None:
+        return missing("judge_nested_cv.json" if cv is None else "judge_test.json")
+    n = cv["trained"]["nested"]
+    return (f"nested κ {n['all']['kappa']:.2f} overall, {n['jbb']['kappa']:.2f} on JailbreakBench "
+            f"and {test['trained']['kappa']:.2f} on the test set")
+
+
 REGIONS: dict[str, Callable[[Records], str]] = {
+    "judge-agreement": judge_agreement,
+    "trained-judge-kappa": trained_judge_kappa,
+    "trained-judge-time": trained_judge_time,
     "safesteer-table": safesteer_table,
     "main-table": lambda rec: audit_table(rec, "audit-quick"),
     "audit-0.5b-table": lambda rec: audit_table(rec, "audit-quick-0.5b"),

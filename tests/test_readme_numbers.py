@@ -106,6 +106,17 @@ def test_the_safesteer_table_comes_from_metrics_csv(copy):
     assert any(line.startswith("+| neuron vector |") and "| 0.50 |" in line for line in diff)
 
 
+def test_the_judge_agreement_comes_from_its_records(copy):
+    path = copy / "benchmarks" / "results" / "judge_nested_cv.json"
+    record = json.loads(path.read_text())
+    record["probe"]["nested"]["jbb"]["kappa"] = 0.80
+    path.write_text(json.dumps(record))
+    diff = _check(copy)
+    assert any(line.startswith("+") and "**0.80 [0.46, 0.76] on JailbreakBench's human majority "
+               "(n=100), above 0.75 and above the substring rule's" in line for line in diff)
+    assert rn.versus(0.62, 0.65) == "level with" and rn.versus(0.5, 0.65) == "below"
+
+
 def test_p_values_are_written_as_in_the_tables():
     assert [rn.p_text(p) for p in ("0.000488", "0.00457764", "0.0146484", "0.1875", "1")] == \
         ["<0.001", "0.0046", "0.01", "0.19", "1.00"]
