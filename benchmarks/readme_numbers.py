@@ -445,7 +445,20 @@ def trained_judge_kappa(rec: Records) -> str:
             f"and {test['trained']['kappa']:.2f} on the test set")
 
 
+def power(rec: Records) -> str:
+    """Power of the quick preset's clustered ΔASR test at the strictest Holm step."""
+    q = rec.result("quick_power.json")
+    if q is None:
+        return missing("quick_power.json")
+    d = q["design"]
+    rows = {round(r["true_delta_asr"], 2): r["delta_holm_first"] for r in q["rows"]}
+    return (f"with {d['prompts']} prompts, the clustered test at the strictest Holm step "
+            f"(0.05/{d['holm_family']}) finds a true +40 pp change {100 * rows[0.4]:.0f}% of the "
+            f"time and +50 pp {100 * rows[0.5]:.0f}%")
+
+
 REGIONS: dict[str, Callable[[Records], str]] = {
+    "power": power,
     "judge-agreement": judge_agreement,
     "trained-judge-kappa": trained_judge_kappa,
     "trained-judge-time": trained_judge_time,
