@@ -164,15 +164,17 @@ def test_run_json_records_the_machine_and_smoke_says_it_skipped_pngs(tmp_path, c
 
     m = machine_record()
     assert m["cpu"] and m["logical_cores"] >= 1 and isinstance(m["bf16_flags"], list)
-    cfg = SimpleNamespace(figures=True, png=False, preset="smoke")
+    cfg = SimpleNamespace(figures=True, png=False, preset="smoke", progress=True)
     record = finish_run(tmp_path, cfg, {}, lambda out, png: [], [], {}, 0.0)
     assert record["machine"] == m
     assert json.loads((tmp_path / "run.json").read_text())["machine"] == m
     err = capsys.readouterr().err
     assert "PNG figures skipped (the smoke preset" in err and f"workbench figures {tmp_path}" in err
-    finish_run(tmp_path, SimpleNamespace(figures=True, png=False, preset="quick"),
-               {}, lambda out, png: [], [], {}, 0.0)  # --no-png on another preset: no note
-    assert "PNG figures skipped" not in capsys.readouterr().err
+    for other in (dict(preset="quick", progress=True),  # --no-png on another preset
+                  dict(preset="smoke", progress=False)):  # --quiet: stderr stays empty
+        finish_run(tmp_path, SimpleNamespace(figures=True, png=False, **other),
+                   {}, lambda out, png: [], [], {}, 0.0)
+        assert capsys.readouterr().err == ""
 
 
 def test_timed_job_records_a_command(tmp_path, monkeypatch):

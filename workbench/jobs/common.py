@@ -147,7 +147,7 @@ def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnin
             job.stage("figures")
         t = time.time()
         warnings += render_figures(render, out, cfg.png)
-        if not cfg.png and cfg.preset == "smoke":  # say so, and how to get them
+        if not cfg.png and cfg.preset == "smoke" and cfg.progress:  # say so (not with --quiet)
             print(png_skipped_note(out, cfg.preset), file=sys.stderr)
         timings["figures"] = time.time() - t
     timings["total"] = time.time() - t0
