@@ -1,6 +1,7 @@
 """The README's times, memory and headline numbers agree with the records they come from
 (benchmarks/readme_numbers.py), and run.json names the machine its timings came from."""
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -55,53 +56,75 @@ def test_every_region_is_marked_once():
         assert text.count(f"<!-- /numbers:{name} -->") == 1, name
 
 
+def _edit_csv(path, match, **values):
+    """Set ``values`` in the rows of a CSV copy whose fields equal ``match``."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    hits = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    assert hits, match
+    for r in hits:
+        r.update(values)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def test_a_wrong_number_planted_in_the_readme_fails(copy):
     readme = copy / "README.md"
+    total = json.loads((copy / "figures" / "audit-quick" / "run.json").read_text())["timings_s"]["total"]
+    recorded, planted = rn.secs(total), rn.secs(total + 123)
     text = readme.read_text()
-    assert "820 s (13.7 min)" in text
-    readme.write_text(text.replace("820 s (13.7 min)", "762 s (12.7 min)", 1))
+    assert recorded in text
+    readme.write_text(text.replace(recorded, planted, 1))
     diff = _check(copy)
-    assert any(line.startswith("-") and "762 s" in line for line in diff)
+    assert any(line.startswith("-") and planted in line for line in diff)
     assert rn.main(["--readme", str(readme), "--root", str(copy)]) == 1
     # --write puts the recorded number back, and the check then passes
     assert rn.main(["--write", "--readme", str(readme), "--root", str(copy)]) == 0
-    assert "820 s (13.7 min)" in readme.read_text() and not _check(copy)
+    assert recorded in readme.read_text() and planted not in readme.read_text()
+    assert not _check(copy)
 
 
 def test_a_changed_record_fails_until_rewritten(copy):
     path = copy / "figures" / "audit-quick" / "run.json"
     record = json.loads(path.read_text())
-    record["peak_memory_gb"] = 6.6
+    record["peak_memory_gb"] = 123.4
     path.write_text(json.dumps(record))
     diff = _check(copy)
-    assert any(line.startswith("+") and "6.6 GB" in line for line in diff)
+    assert any(line.startswith("+") and "123.4 GB" in line for line in diff)
     rn.main(["--write", "--readme", str(copy / "README.md"), "--root", str(copy)])
     assert not _check(copy)
 
 
 def test_a_baseline_number_comes_from_asr_csv(copy):
-    path = copy / "figures" / "audit-quick" / "asr.csv"
-    path.write_text(path.read_text().replace(",all,False,probe,32,12,0,0.375,",
-                                             ",all,False,probe,32,13,0,0.40625,"))
-    assert any("Baseline ASR 40.6%" in line for line in _check(copy))
+    _edit_csv(copy / "figures" / "audit-quick" / "asr.csv",
+              dict(behaviour="none", template="all", mitigated="False"), asr="0.999")
+    assert any(line.startswith("+") and "Baseline ASR 99.9%" in line for line in _check(copy))
 
 
 def test_the_audit_tables_come_from_delta_asr_csv(copy):
     readme = copy / "README.md"
-    row = "| myopic-reward | +1 | +0.013 | 75.0% | +37.5 [+25.0, +50.0] | 0.01 |"
-    assert row in readme.read_text()
-    readme.write_text(readme.read_text().replace(row, row.replace("75.0%", "78.1%")))
-    assert any(line.startswith("-") and "78.1%" in line for line in _check(copy))
+    lines = readme.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("| myopic-reward | +1 |"))
+    row = lines[i]
+    cells = row.split(" | ")
+    cells[3] = "99.9%"  # its ASR
+    lines[i] = " | ".join(cells)
+    readme.write_text("\n".join(lines) + "\n")
+    assert any(line.startswith("-") and "| 99.9% |" in line for line in _check(copy))
     rn.main(["--write", "--readme", str(readme), "--root", str(copy)])
-    assert row in readme.read_text()
+    assert row in readme.read_text() and "| 99.9% |" not in readme.read_text()
+    _edit_csv(copy / "figures" / "audit-quick" / "delta_asr.csv",
+              dict(behaviour="myopic-reward", coefficient="1", template="all", mitigated="False"),
+              asr="0.999")
+    assert any(line.startswith("+| myopic-reward | +1 |") and "| 99.9% |" in line
+               for line in _check(copy))
 
 
 def test_the_safesteer_table_comes_from_metrics_csv(copy):
-    path = copy / "figures" / "safesteer-quick" / "metrics.csv"
-    lines = path.read_text().splitlines()
-    i = next(k for k, line in enumerate(lines) if line.startswith("neuron_add,all,12,4,harmful,"))
-    lines[i] = lines[i].replace(",0.962684,", ",0.5,")  # its ROUGE-L
-    path.write_text("\n".join(lines) + "\n")
+    _edit_csv(copy / "figures" / "safesteer-quick" / "metrics.csv",
+              dict(method="neuron_add", category="all", split="harmful"), rouge_l="0.5")
     diff = _check(copy)
     assert any(line.startswith("+| neuron vector |") and "| 0.50 |" in line for line in diff)
 
@@ -112,8 +135,8 @@ def test_the_judge_agreement_comes_from_its_records(copy):
     record["probe"]["nested"]["jbb"]["kappa"] = 0.80
     path.write_text(json.dumps(record))
     diff = _check(copy)
-    assert any(line.startswith("+") and "**0.80 [0.46, 0.76] on JailbreakBench's human majority "
-               "(n=100), above 0.75 and above the substring rule's" in line for line in diff)
+    assert any(line.startswith("+") and "**0.80 [" in line and "above 0.75" in line
+               for line in diff)
     assert rn.versus(0.62, 0.65) == "level with" and rn.versus(0.5, 0.65) == "below"
 
 
