@@ -317,8 +317,10 @@ def test_render_html_only(run_dir):
         assert p.parent == run_dir / "figures"
         text = p.read_text()
         assert "<script src=\"https://cdn" not in text and "Plotly.newPlot" in text
-        assert 'src="plotly.min.js"' in text  # local copy beside the figures: offline
-    assert (run_dir / "figures" / "plotly.min.js").stat().st_size > 1_000_000
+        # plotly.js embedded in each file (workbench.figures.offline): opens offline, alone
+        assert "<script src=" not in text and len(text) > 1_000_000
+        assert text.count("Plotly.newPlot") == 1
+    assert not (run_dir / "figures" / "plotly.min.js").exists()
     assert not list((run_dir / "figures").glob(".*"))  # no temporary files left
 
 
