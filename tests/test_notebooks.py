@@ -294,10 +294,17 @@ def test_steering_explorer_builds_and_update_fills_the_output(tiny, directions):
     assert ex.output.value == "" and ex.result is None
     assert list(ex.behaviour.options) == list(vectors)
     assert ex.layer.max == tiny.n_layers - 1 and ex.layer.value == 1
-    assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "no generation yet" in bundle["text/html"] and "layer 1" in bundle["text/html"]
     result = ex.update()
     assert result is ex.result and result["layer"] == 1 and result["coefficient"] == 2.0
     assert "unsteered" in ex.output.value and "<svg" in ex.output.value
+    # an HTML export shows the static snapshot of the current setting and result
+    snapshot = ex._repr_mimebundle_()["text/html"]
+    assert "static snapshot" in snapshot and "<script" not in snapshot
+    assert snapshot.count("<svg") == 2 and "Name a prime number." in snapshot
+    assert "α = +2" in snapshot and "no generation yet" not in snapshot
     assert not ex.button.disabled and ex.status.value == ""
 
     # the Generate button runs the same handler; the baseline is cached per prompt and layer
