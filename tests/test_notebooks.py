@@ -123,6 +123,24 @@ def test_teaching_demo_hides_its_solutions():
     hidden = [c for c in _code_cells(nb)
               if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
     assert len(details) == 3 and len(hidden) == 3
+    assert all("solution" in c["metadata"].get("tags", []) for c in details + hidden)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_cells_are_tagged(path):
+    """Every solution (a folded "Solution" answer or a hidden solution cell) carries the
+    ``solution`` tag that the handout export removes, and each set-up cell chooses the offline
+    figure renderer (workbench.figures.offline)."""
+    nb = _read(path)
+    for i, c in enumerate(nb["cells"]):
+        folded = c["cell_type"] == "markdown" and "<b>Solution</b>" in _source(c)
+        hidden = c.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+        if folded or hidden or _source(c).lstrip().startswith("# Solution"):
+            assert "solution" in c["metadata"].get("tags", []), (
+                f"{path.name}: cell {i} holds a solution; tag it 'solution' so handouts hide it")
+    setup = next(c for c in _code_cells(nb) if "import workbench as wb" in _source(c))
+    assert "wb.notebook.use_offline_figures()" in _source(setup), (
+        f"{path.name}: the set-up cell must call wb.notebook.use_offline_figures()")
 
 
 # ------------------------------------------------------------------ executing the notebooks
