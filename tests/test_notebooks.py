@@ -1,24 +1,17 @@
 """Notebooks and their helpers.
 
-- every notebook in ``notebooks/`` runs top to bottom on ``tiny-random`` in a fresh kernel
-  (working directory: a temporary folder, so runs never litter the repository);
+- every notebook in ``notebooks/`` runs top to bottom on ``tiny-random`` in a fresh kernel:
+  tests/test_handout.py, which executes each once and checks its handout HTML too;
 - the committed notebooks carry no outputs or execution counts, and each starts with a code
   cell tagged ``parameters`` that reads the model from ``WORKBENCH_NOTEBOOK_MODEL``;
 - ``workbench.notebook``: the steering explorer's core function and widget, A/B
   probabilities, per-token projections and the generations table, without a browser.
-
-The kernel is a throw-away kernelspec pointing at ``sys.executable`` (the interpreter running
-pytest), so no ``ipykernel install`` is needed and a user-level ``python3`` kernelspec that points
-at another interpreter cannot interfere.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -143,62 +136,8 @@ def test_solution_cells_are_tagged(path):
         f"{path.name}: the set-up cell must call wb.notebook.use_offline_figures()")
 
 
-# ------------------------------------------------------------------ executing the notebooks
-
-
-@pytest.fixture(scope="module")
-def kernel_specs(tmp_path_factory):
-    """A kernelspec for the interpreter running the tests, in a temporary folder."""
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    root = tmp_path_factory.mktemp("kernels")
-    spec = root / KERNEL_NAME
-    spec.mkdir()
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "workbench notebook tests", "language": "python",
-    }))
-    return KernelSpecManager(kernel_dirs=[str(root)])
-
-
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_tiny_random(path, kernel_specs, tmp_path, monkeypatch):
-    import nbformat
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    env = {**os.environ,
-           "WORKBENCH_NOTEBOOK_MODEL": "tiny-random",
-           "OMP_NUM_THREADS": "1",
-           "IPYTHONDIR": str(tmp_path / "ipython"),
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    env.pop("WORKBENCH_AUDIT_RUN_DIR", None)  # notebook 04 must write its smoke run under `work`
-    env.pop("WORKBENCH_SAFESTEER_RUN_DIR", None)  # likewise notebook 05
-    nb = nbformat.read(str(path), as_version=4)
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs)
-    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, kernel_name=KERNEL_NAME,
-                            resources={"metadata": {"path": str(work)}})
-    t0 = time.time()
-    failure = None
-    try:
-        client.execute(env=env, cwd=str(work))
-    except CellExecutionError as exc:  # the message shows the cell and its traceback
-        failure = _ANSI.sub("", str(exc))
-    if failure:
-        pytest.fail(f"{path.name} failed on tiny-random:\n{failure}", pytrace=False)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
-    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"
-               and c.source.strip())
-    print(f"{path.name}: {time.time() - t0:.1f} s")
+# Executing the notebooks: tests/test_handout.py runs every notebook once on tiny-random in a
+# fresh kernel (no error output, every code cell executed) and checks its handout HTML.
 
 
 # ------------------------------------------------------------------ workbench.notebook helpers
