@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +37,6 @@ from workbench.notebook import (
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CELL_TIMEOUT_S = 300
-KERNEL_NAME = "workbench-notebook-tests"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _read(path: Path) -> dict:
