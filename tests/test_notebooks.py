@@ -369,6 +369,8 @@ def test_generations_browser_filters(tmp_path):
     browser.search.value = "no such text"
     assert "no generation matches" in browser.table.value
     assert isinstance(browser.current(), pd.DataFrame) and browser.current().empty
+    snapshot = browser._repr_mimebundle_()["text/html"]  # what an HTML export shows
+    assert "static snapshot" in snapshot and "no generation matches" in snapshot
 
 
 def test_contrast_pair_letters_that_merge_with_the_bracket_are_scored(tiny, monkeypatch):
