@@ -320,7 +320,9 @@ def test_render_html_only(run_dir):
         assert p.parent == run_dir / "figures"
         text = p.read_text()
         assert "<script src=\"https://cdn" not in text and "Plotly.newPlot" in text
-        assert 'src="plotly.min.js"' in text  # local copy beside the figures: offline
+        # one local plotly.js beside the figures (workbench.figures.offline): opens offline
+        assert 'src="plotly.min.js"' in text and len(text) < 1_000_000
+        assert text.count("Plotly.newPlot") == 1
     assert (run_dir / "figures" / "plotly.min.js").stat().st_size > 1_000_000
     assert not list((run_dir / "figures").glob(".*"))  # no temporary files left
 

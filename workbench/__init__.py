@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_MODEL", "RefusalDirection", "SteeringVector", "TEACHING_MODE
 
 # name -> the module that defines it; imported on first access
 _LAZY = {"WorkbenchModel": "workbench.model", "DEFAULT_MODEL": "workbench.model",
-         "TEACHING_MODEL": "workbench.model", "load_model": "workbench.model",
+         "TEACHING_MODEL": "workbench.model", "load_model": "workbench.api",
          "refusal_direction": "workbench.api", "caa": "workbench.api",
          "generate": "workbench.api", "cosine_by_layer": "workbench.api",
          "audit": "workbench.api", "compare": "workbench.api",

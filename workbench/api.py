@@ -15,12 +15,18 @@ tokenizes inside, and returns :class:`workbench.vectors.SteeringVector` objects 
 hook, steering positions, default layers and provenance. Underneath are the same functions the
 jobs use (:mod:`workbench.directions`, :mod:`workbench.steering`, :mod:`workbench.evaluation`);
 docs/api.md lists the defaults.
+
+Quiet by default: library progress bars (the workbench's own tqdm bars, transformers'
+"Loading weights", the hub's downloads) show only with ``progress=True``, so notebook outputs
+and scripts keep no stale bars. The jobs (``wb.audit``) keep their stage progress.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +52,8 @@ from workbench.directions import (
 )
 from workbench.directions import prompt_filter as filter_prompts
 from workbench.errors import WorkbenchError
-from workbench.model import DEFAULT_MODEL, TEACHING_MODEL, load_model
+from workbench.model import DEFAULT_MODEL, TEACHING_MODEL
+from workbench.model import load_model as _load_model
 from workbench.model.generation import generate as generate_ids_text
 from workbench.vectors import (
     RefusalDirection,
@@ -58,7 +65,7 @@ from workbench.vectors import (
 
 __all__ = ["DEFAULT_MODEL", "TEACHING_MODEL", "RefusalDirection", "SteeringVector", "audit", "caa",
            "compare",
-           "cosine_by_layer", "generate", "load_model", "refusal_direction"]
+           "cosine_by_layer", "generate", "library_progress", "load_model", "refusal_direction"]
 
 # CAA's convention, and the audit's default steering layer: 40 % of the way through the model
 CAA_LAYER_FRACTION = 0.4
@@ -98,6 +105,49 @@ def _train_val(texts: list[str], n_train: int, n_val: int, seed: int, kind: str)
     return split(texts, [n_train, n_val], seed)
 
 
+@contextmanager
+def library_progress(enabled: bool) -> Iterator[None]:
+    """Turn transformers' and the hub's own progress bars on or off for the block, then put
+    back whatever was set before (no lasting change)."""
+    restore = []
+    try:
+        from transformers.utils import logging as hf_logging
+
+        was = hf_logging.is_progress_bar_enabled()
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+        restore.append(hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)
+    except ImportError:
+        pass
+    try:
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        was_off = are_progress_bars_disabled()
+        (enable_progress_bars if enabled else disable_progress_bars)()
+        restore.append(disable_progress_bars if was_off else enable_progress_bars)
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for put_back in reversed(restore):
+            put_back()
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str | None = None, *args,
+               progress: bool = False, **kwargs):
+    """:func:`workbench.model.load_model` (same arguments), quiet unless ``progress=True``:
+    transformers' "Loading weights" and the hub's download bars stay out of notebook outputs.
+    The bars' previous setting is restored afterwards."""
+    if "progress" in inspect.signature(_load_model).parameters:
+        kwargs["progress"] = progress  # the loader's own bars follow the same switch
+    with library_progress(progress):
+        return _load_model(spec, device, *args, **kwargs)
+
+
 def refusal_direction(
     model,
     harmful=None,
@@ -110,7 +160,7 @@ def refusal_direction(
     layers: Sequence[int] | None = None,
     prompt_filter: bool = False,
     batch_size: int = 16,
-    progress: bool = True,
+    progress: bool = False,
     **selection,
 ) -> RefusalDirection:
     """The refusal direction of ``model``: diff-in-means candidates, selected by bypass /
@@ -124,6 +174,7 @@ def refusal_direction(
     below the last 20 %, the prompt filter off (``prompt_filter=True`` keeps only harmful
     prompts the model refuses and harmless ones it answers, as the jobs do). Other keywords
     go to the selection (``kl_threshold``, ``allow_fallback``, ``search``, ...).
+    ``progress=True`` shows the candidates' and the selection's bars.
 
     Returns a :class:`RefusalDirection`: rows are the candidates at the selected position,
     ``layers`` is the selected layer, ``positions`` is ``all`` (the selection's induce test),
@@ -194,7 +245,7 @@ def caa(
     layer: int | None = None,
     name: str | None = None,
     batch_size: int = 16,
-    progress: bool = True,
+    progress: bool = False,
 ) -> SteeringVector:
     """The CAA vector of a behaviour at every layer (:func:`workbench.directions.caa_vector`).
 
@@ -202,7 +253,7 @@ def caa(
     list of :class:`workbench.data.ContrastPair`; ``n_pairs`` keeps the first ``n``. The
     vector steers ``layer`` by default (None: ``round(0.4 * n_layers)``, CAA's convention and
     the audit's default) at ``eoi`` positions (the post-instruction tokens and every
-    generated one).
+    generated one). ``progress=True`` shows a bar over the pairs.
     """
     pairs, default_name, sha = _pairs(behaviour_or_pairs)
     if n_pairs is not None:
@@ -237,7 +288,7 @@ def generate(
     """Greedy answers to ``instructions`` (text, Instruction items, or one string: then one
     string back), chat-formatted; with ``vector``, steered by ``coefficient`` times it at its
     default layers and positions (or ``layers`` / ``positions``). Any steering already active
-    (``with v.apply(...)``) applies too."""
+    (``with v.apply(...)``) applies too. ``progress=True`` shows a bar over the batches."""
     single = isinstance(instructions, str)
     texts = [instructions] if single else [i.instruction if isinstance(i, Instruction) else i
                                            for i in instructions]
@@ -262,15 +313,18 @@ def cosine_by_layer(a, b) -> pd.DataFrame:
 def audit(preset: str = "smoke", **overrides) -> dict:
     """Run the steering-safety audit (``workbench audit``) from a notebook: the preset, then
     ``overrides`` (any config field, e.g. ``out=``, ``model=``, ``progress=False``). Returns
-    the run's summary, as written to ``run.json``."""
+    the run's summary, as written to ``run.json``. The job's stage progress follows its
+    ``progress`` field (on by default); the libraries' own bars (weights loading) stay off."""
     from workbench.jobs.audit import run_audit
     from workbench.jobs.config import build_config
 
-    return run_audit(build_config(preset, **overrides))
+    with library_progress(False):
+        return run_audit(build_config(preset, **overrides))
 
 
 def compare(run_dirs: Sequence[str | Path], out: str | Path, png: bool = False) -> dict:
     """Pool finished audit runs of several models (``workbench compare``) into ``out``."""
     from workbench.jobs.compare import run_compare
 
-    return run_compare(list(run_dirs), out, png=png)
+    with library_progress(False):
+        return run_compare(list(run_dirs), out, png=png)

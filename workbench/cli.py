@@ -72,6 +72,11 @@ examples:
 examples:
   workbench figures runs/audit            # HTML and PNG (PNG needs kaleido + Chromium)
   workbench figures runs/audit --no-png   # HTML only""",
+    "handout": """\
+examples:
+  workbench handout notebooks/06_teaching_demo.ipynb --out class.html
+  workbench handout notebooks/06_teaching_demo.ipynb --with-solutions --out teacher.html
+  workbench handout notebooks/01_tour.ipynb --model tiny-random   # seconds: a quick check""",
     "judge-eval": """\
 examples:
   workbench judge-eval
@@ -244,6 +249,15 @@ def _compare(args: argparse.Namespace) -> None:
     print((Path(args.out) / "compare.md").read_text())
     print(f"wrote {args.out}: compare.csv, fits.csv, geometry.csv, compare.md, figures/ "
           f"({summary['n_rows']} rows from {len(summary['models'])} runs)")
+
+
+def _handout(args: argparse.Namespace) -> None:
+    from workbench.jobs.handout import run_handout
+
+    path = run_handout(args.notebook, args.out, model=args.model,
+                       with_solutions=args.with_solutions, timeout=args.timeout)
+    kept = "solutions kept (teacher's copy)" if args.with_solutions else "solutions removed"
+    print(f"wrote {path} ({kept}; figures embedded, opens offline)")
 
 
 def _judge_eval(args: argparse.Namespace) -> None:
@@ -615,6 +629,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, metavar="DIR",
                    help="folder for compare.csv, compare.md, fits.csv, geometry.csv, figures/")
     c.add_argument("--no-png", action="store_true", help="write HTML figures only")
+
+    h = command("handout", "execute a notebook and write the student HTML (figures kept, "
+                "solutions removed)", _handout,
+                "Execute a notebook in a fresh kernel and write it as one HTML page that opens "
+                "offline:\nplotly figures embedded and interactive, the steering explorer as a "
+                "static snapshot,\ncells tagged 'solution' left out (--with-solutions keeps them).")
+    h.add_argument("notebook", metavar="NOTEBOOK", help="a .ipynb file, e.g. "
+                   "notebooks/06_teaching_demo.ipynb")
+    h.add_argument("--out", default=None, metavar="FILE.html",
+                   help="page to write (default: the notebook's name with .html, here)")
+    h.add_argument("--model", default=None, metavar="SPEC",
+                   help="model the notebook runs on (sets WORKBENCH_NOTEBOOK_MODEL; default: "
+                        "the notebook's own, e.g. tiny-random for a quick check)")
+    h.add_argument("--with-solutions", action="store_true",
+                   help="keep the solution cells (the teacher's copy)")
+    h.add_argument("--timeout", type=float, default=600, metavar="S",
+                   help="seconds one cell may run (default 600)")
 
     j = command("judge-eval", "agreement of the judges with human labels", _judge_eval)
     j.add_argument("--judge", action="append", default=None, metavar="SPEC",

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from workbench.errors import WorkbenchError
+from workbench.figures.offline import INCLUDE_PLOTLYJS
 from workbench.figures.style import with_interaction_hint
 from workbench.rundir.tables import read_table  # noqa: F401  (a figure reads run tables)
 
@@ -56,7 +57,7 @@ def _write_html(fig: go.Figure, path: Path, name: str) -> None:
     try:
         # interaction hints belong to the HTML only: a PNG cannot be hovered or rotated
         with_interaction_hint(fig).write_html(
-            tmp, include_plotlyjs="directory", full_html=True,
+            tmp, include_plotlyjs=INCLUDE_PLOTLYJS, full_html=True,
             config={"displaylogo": False, "responsive": True,
                     "toImageButtonOptions": {"format": "png", "filename": name,
                                              "scale": DEFAULT_SCALE}},

@@ -12,7 +12,9 @@ each, taken on the prompt's last token:
   the whole model's downstream answer.
 
 :class:`SteeringExplorer` wraps it in ipywidgets (behaviour, layer, coefficient, "remove
-refusal component", token budget, prompt box, Generate button). Steering uses
+refusal component", token budget, prompt box, Generate button); where no widget can be
+drawn (an HTML export) it shows :meth:`SteeringExplorer.snapshot_html`, a static copy of its
+current setting and result. Steering uses
 :func:`workbench.steering.add_vector`, so hooks are removed even when generation fails.
 """
 
@@ -292,5 +294,32 @@ class SteeringExplorer:
         self.status.value = ""
         return result
 
+    def snapshot_html(self) -> str:
+        """A static HTML copy of the explorer's current setting and last result (no script).
+
+        Shown wherever the widget cannot be: an HTML export (``workbench handout``, ``jupyter
+        nbconvert --to html``) or a front end without the widget manager.
+        """
+        r = self.result
+        if r is None:
+            setting = (f"behaviour {self.behaviour.value}, layer {self.layer.value}, "
+                       f"α = {self.coefficient.value:+g}")
+            body = "<i>no generation yet: run <code>explorer.update()</code></i>"
+        else:
+            setting = (f"behaviour {r['behaviour']}, layer {r['layer']}, "
+                       f"α = {r['coefficient']:+g}"
+                       + (", refusal component removed" if r["mitigated"] else ""))
+            body = (f"<div style='margin:4px 0'><b>prompt:</b> {html.escape(r['prompt'])}</div>"
+                    + render_result_html(r))
+        return (f"<div class='workbench-explorer-snapshot'><div style='font-size:13px;"
+                f"color:#555;margin-bottom:4px'><b>Steering explorer</b>, a static snapshot of "
+                f"{html.escape(setting)} (open the notebook in Jupyter to move the controls)"
+                f"</div>{body}</div>")
+
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # the widget where a widget manager runs; the snapshot where it cannot (HTML exports
+        # skip a widget view whose state is not saved and fall back to text/html)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = self.snapshot_html()
+        return bundle

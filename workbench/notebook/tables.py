@@ -114,4 +114,11 @@ class GenerationsBrowser:
                             else f"<i>{html.escape('no generation matches these filters')}</i>")
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # an HTML export (no widget state saved) shows the current count and table instead
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = (f"<div class='workbench-browser-snapshot'><div style='font-size:13px;"
+                             f"color:#555'>Generations browser, a static snapshot of its current "
+                             f"filter (open the notebook in Jupyter to filter):"
+                             f"{self.count.value}</div>{self.table.value}</div>")
+        return bundle
