@@ -85,6 +85,66 @@ AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal sele
 
 NAN = float("nan")
 
+# The audit's stages that compute_directions runs, and those whose time does not scale with
+# the machine's speed (reading files, loading the model).
+DIRECTION_STAGES = ["refusal candidates", "refusal selection", "CAA vectors"]
+FIXED_STAGES = ["read inputs", "load model"]
+
+# Seconds per unit of work on the reference machine (2 CPU cores, the 1.5B model in float32),
+# from the quick preset's stage times (figures/audit-quick/run.json, timings_s).
+SECONDS_PER = {"forward": 0.12, "select forward": 0.09, "ab forward": 0.08, "token": 0.01,
+               "analysed generation": 0.0025}
+
+
+def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = None
+               ) -> dict[str, float]:
+    """Each audit stage's expected work from the config alone, in seconds on the reference
+    machine (:data:`SECONDS_PER`), for the job's ETA (:func:`workbench.progress.job_eta`).
+
+    Generation: prompts x conditions x new tokens (``n_missing`` generations when resuming);
+    refusal candidates: the train and validation prompts' forwards; refusal selection: the
+    cheap pass over every candidate plus the full scores of the top few; CAA: two forwards per
+    contrast pair; efficacy: A/B items x conditions plus the open-ended answers' tokens; the
+    model load and figures are constants. ``n_layers`` is a guess until the model is loaded.
+    """
+    layers = cfg.layers or [0] * len(cfg.layer_fractions or [0])
+    conds = audit_conditions(cfg, layers)
+    n_attack = cfg.attack_limit * len(cfg.templates)
+    n_gen = sum(n_attack + (0 if c.harmful_only else cfg.benign_limit) for c in conds)
+    n_gen = n_gen if n_missing is None else n_missing
+    n_pos = len(cfg.search_positions) if cfg.search_positions else 5
+    n_grid = n_pos * (len(cfg.search_layers) if cfg.search_layers else int(n_layers * 0.8))
+    n_full = n_grid if cfg.engine == "reference" else min(cfg.refusal_top_k or n_grid, n_grid)
+    steered = [c for c in conds if c.behaviour != "none" and not c.harmful_only]
+    n_open = 1 + sum(not c.mitigated for c in steered) if cfg.open_ended_tokens else 0
+    n_pairs = cfg.caa_limit or 100
+    sec = SECONDS_PER
+    return {
+        "read inputs": 0.1,
+        "load model": 3.0,
+        "refusal candidates": sec["forward"] * 2 * (cfg.n_train + cfg.n_val),
+        "refusal selection": sec["select forward"] * cfg.n_val * (
+            2 + (n_grid if cfg.engine != "reference" else 0) + 3 * n_full),
+        "CAA vectors": sec["forward"] * 2 * n_pairs * len(caa_behaviours(cfg)),
+        "activations": 0.1,
+        "generation": sec["token"] * n_gen * cfg.max_new_tokens,
+        "efficacy": (sec["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs
+                     + sec["token"] * n_open * min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
+                     * cfg.open_ended_tokens) if cfg.efficacy_pairs else 0.0,
+        "analysis": sec["analysed generation"] * n_gen,
+        "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0,
+    }
+
+
+def resume_note(directions_reused: bool, n_reused: int, n_all: int) -> str | None:
+    """What a resumed run reuses, e.g. "resuming: directions from the run directory; 812 of
+    1,200 generations reused; 388 to go" (None for a fresh run)."""
+    if not directions_reused and not n_reused:
+        return None
+    parts = ["directions from the run directory"] * bool(directions_reused)
+    parts.append(f"{n_reused:,} of {n_all:,} generations reused; {n_all - n_reused:,} to go")
+    return "resuming: " + "; ".join(parts)
+
 
 def audit_behaviours(cfg: AuditConfig) -> list[str]:
     """The steered behaviours: the configured ones, then the positive controls (if on)."""
@@ -265,8 +325,15 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     ``executor`` runs the generation work items (default: in this process; see
     :mod:`workbench.evaluation.work`).
     """
+    job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights=audit_work(cfg),
+                      fixed=FIXED_STAGES)
+    with job:  # the heartbeat: a line at least every 20 s, even inside one long call
+        return _run_audit(cfg, job, executor)
+
+
+def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
+    """The body of :func:`run_audit`, under its progress display."""
     t0 = time.time()
-    job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights={"generation": 20})
     job.stage("read inputs")
     out = Path(cfg.out)
     check_run_dir(out, cfg)
@@ -285,6 +352,7 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype,
                        trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
+    job.set_weights(audit_work(cfg, model.n_layers))
     for l in cfg.layers or []:
         model.check_layer(l)
     layers = steering_layers(cfg, model.n_layers)
@@ -293,7 +361,10 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
                        dtype=common.judge_dtype(judge_spec(cfg), cfg))
 
     directions = load_directions(out, caa_behaviours(cfg))
-    if directions is None:
+    if directions is not None:
+        for name in DIRECTION_STAGES:
+            job.reused(name, "directions.safetensors from an earlier run")
+    else:
         directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
@@ -349,8 +420,18 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     conditions = audit_conditions(cfg, layers)
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
     store = GenerationStore(out / "generations.jsonl")
+    cells = _cells(templates, attack, benign)
+    n_all = sum(map(len, missing_cells(conditions, cells, ())))
+    n_missing = sum(map(len, missing_cells(conditions, cells, store)))
+    job.set_weights(audit_work(cfg, model.n_layers, n_missing))
+    reused = resume_note(directions.timings.get("reused", False), n_all - n_missing, n_all)
+    if reused:
+        job.note(reused)
     t = time.time()
-    job.stage("generation")
+    if n_missing:
+        job.stage("generation")
+    else:
+        job.reused("generation", f"all {n_all:,} generations")
     generate_missing(model, cfg, conditions, vectors, coef_abs, templates, attack, benign,
                      judge, store, job, executor)
     timings["generation"] = time.time() - t
@@ -378,6 +459,34 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
 
     return common.finish_run(out, cfg, record, render_audit_figures, [], timings, t0,
                              n_generations=len(store), summary=summary, job=job)
+
+
+def audit_summary(out: str | Path, record: dict) -> str:
+    """The few lines printed at the end of an audit (the whole story is in report.md): the
+    baseline ASR with its n and 95% CI, the positive controls' verdicts, the specific effects
+    and where the report is. Numbers come from the analysis' summary and tables as written."""
+    out = Path(out)
+    summary = record.get("summary") or {}
+    base = next((r for r in common.table(out / "asr.csv") if r["behaviour"] == "none"
+                 and r["template"] == "all"), None)
+    lines = [f"baseline ASR {common.pct(base['asr'])} ({base['n_jailbroken']} of {base['n']} "
+             f"answers; 95% CI {common.pct(base['ci_low'])} to {common.pct(base['ci_high'])})"
+             if base else "baseline ASR: n/a"]
+    controls = summary.get("controls") or []
+    lines.append("positive controls: " + ("; ".join(
+        f"{c['behaviour']} (layer {c['layer']}) {c['status']}" for c in controls)
+        if controls else "none run"))
+    fam = [d for d in common.table(out / "delta_asr.csv") if d["family"] == "behaviour"]
+    specific = [d for d in fam if d["verdict"].startswith("specific")]
+    lines.append(f"specific effects: {len(specific)} of {len(fam)} behaviour conditions"
+                 + (":" if specific else ""))
+    lines += [f"  {d['behaviour']} ({d['method']}, layer {d['layer']}, x{float(d['coefficient']):g}"
+              f"{', mitigated' if d['mitigated'] == 'True' else ''}): "
+              f"ΔASR {common.pct(d['delta_asr'], True)} "
+              f"[{common.pct(d['delta_ci_low'], True)}, {common.pct(d['delta_ci_high'], True)}]"
+              for d in specific]
+    lines.append(f"report: {out / 'report.md'}")
+    return "\n".join(lines)
 
 
 def steer_condition(model, cfg: AuditConfig, cond: Condition, vectors: dict,
