@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from math import sqrt
 from typing import Callable, Iterable, Iterator, Sequence, TextIO
 
 from workbench.errors import WorkbenchError
@@ -60,7 +61,8 @@ def job_eta(weights: dict[str, float], finished: dict[str, float],
     on the finished (and partly done) stages rescale the remaining work, so a machine twice as
     fast as the reference sees half the estimate once the first stage has run; ``fixed``
     stages (e.g. a model load) neither rescale nor are rescaled. Within the running stage the
-    estimate moves from that rate towards the stage's own pace as it progresses. None until
+    estimate moves from that rate to the stage's own pace (weighted by the square root of
+    its fraction done). None until
     some stage has finished or reported progress.
     """
     fixed = set(fixed)
@@ -75,7 +77,8 @@ def job_eta(weights: dict[str, float], finished: dict[str, float],
     if name in fixed:
         left += max(w_cur - t_cur, 0.0)
     elif name and frac > 0:
-        left += (1 - frac) * ((1 - frac) * w_cur * rate + t_cur)
+        own = sqrt(frac)  # trust the stage's own pace more as it gets further
+        left += own * t_cur * (1 - frac) / frac + (1 - own) * (1 - frac) * w_cur * rate
     elif name:
         left += max(w_cur * rate - t_cur, 0.0)
     measured = bool(finished) or (name is not None and frac > 0)
@@ -103,6 +106,7 @@ class JobProgress:
         self.stream = stream or sys.stderr
         self.tty = bool(self.stream.isatty()) if tty is None else tty
         self.weights = {s: 1.0 for s in self.stages}
+        self.reused_stages: set[str] = set()
         self.fixed = set(fixed)
         self.set_weights(weights or {})
         self.line_interval = line_interval
@@ -122,6 +126,8 @@ class JobProgress:
     def set_weights(self, weights: dict[str, float]) -> None:
         """Replace some stages' expected work (e.g. once the model's size is known)."""
         for name, w in weights.items():
+            if name in self.reused_stages:
+                continue  # reused: no work, whatever the estimate says
             if w < 0:
                 raise WorkbenchError(f"stage {name!r} has negative expected work {w}; "
                                      "give 0 or more")
@@ -235,6 +241,7 @@ class JobProgress:
         if name not in self.stages:
             self.stages.append(name)
         self.weights[name] = 0.0
+        self.reused_stages.add(name)
         self.finished[name] = 0.0
         self.current = name
         self._line(f"{self._label()} reused" + (f" ({what})" if what else ""))

@@ -85,10 +85,11 @@ AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal sele
 
 NAN = float("nan")
 
-# The audit's stages that compute_directions runs, and those whose time does not scale with
-# the machine's speed (reading files, loading the model).
+# The audit's stages that compute_directions runs, and those whose time does not follow the
+# model's speed (files, the model load, CPU-side tables and figures, a few small forwards):
+# their estimates are used as they are and do not rescale the others (workbench.progress).
 DIRECTION_STAGES = ["refusal candidates", "refusal selection", "CAA vectors"]
-FIXED_STAGES = ["read inputs", "load model"]
+FIXED_STAGES = ["read inputs", "load model", "activations", "analysis", "figures"]
 
 # Seconds per unit of work on the reference machine (2 CPU cores, the 1.5B model in float32),
 # from the quick preset's stage times (figures/audit-quick/run.json, timings_s).
@@ -110,8 +111,8 @@ def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = Non
     layers = cfg.layers or [0] * len(cfg.layer_fractions or [0])
     conds = audit_conditions(cfg, layers)
     n_attack = cfg.attack_limit * len(cfg.templates)
-    n_gen = sum(n_attack + (0 if c.harmful_only else cfg.benign_limit) for c in conds)
-    n_gen = n_gen if n_missing is None else n_missing
+    n_all = sum(n_attack + (0 if c.harmful_only else cfg.benign_limit) for c in conds)
+    n_gen = n_all if n_missing is None else n_missing
     n_pos = len(cfg.search_positions) if cfg.search_positions else 5
     n_grid = n_pos * (len(cfg.search_layers) if cfg.search_layers else int(n_layers * 0.8))
     n_full = n_grid if cfg.engine == "reference" else min(cfg.refusal_top_k or n_grid, n_grid)
@@ -131,7 +132,7 @@ def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = Non
         "efficacy": (sec["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs
                      + sec["token"] * n_open * min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
                      * cfg.open_ended_tokens) if cfg.efficacy_pairs else 0.0,
-        "analysis": sec["analysed generation"] * n_gen,
+        "analysis": sec["analysed generation"] * n_all,
         "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0,
     }
 
@@ -352,7 +353,6 @@ def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
     model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype,
                        trust_remote_code=cfg.trust_remote_code)
     timings["load_model"] = time.time() - t
-    job.set_weights(audit_work(cfg, model.n_layers))
     for l in cfg.layers or []:
         model.check_layer(l)
     layers = steering_layers(cfg, model.n_layers)
@@ -360,7 +360,17 @@ def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
     judge = make_judge(judge_spec(cfg), device=cfg.device,
                        dtype=common.judge_dtype(judge_spec(cfg), cfg))
 
+    # what an earlier run left: the expected work and the resume line say so
+    conditions = audit_conditions(cfg, layers)
+    store = GenerationStore(out / "generations.jsonl")
+    cells = _cells(templates, attack, benign)
+    n_all = sum(map(len, missing_cells(conditions, cells, ())))
+    n_missing = sum(map(len, missing_cells(conditions, cells, store)))
+    job.set_weights(audit_work(cfg, model.n_layers, n_missing))
     directions = load_directions(out, caa_behaviours(cfg))
+    reused = resume_note(directions is not None, n_all - n_missing, n_all)
+    if reused:
+        job.note(reused)
     if directions is not None:
         for name in DIRECTION_STAGES:
             job.reused(name, "directions.safetensors from an earlier run")
@@ -417,16 +427,7 @@ def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
     write_json(out / "run.json", record)
     timings["activations"] = time.time() - t
 
-    conditions = audit_conditions(cfg, layers)
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
-    store = GenerationStore(out / "generations.jsonl")
-    cells = _cells(templates, attack, benign)
-    n_all = sum(map(len, missing_cells(conditions, cells, ())))
-    n_missing = sum(map(len, missing_cells(conditions, cells, store)))
-    job.set_weights(audit_work(cfg, model.n_layers, n_missing))
-    reused = resume_note(directions.timings.get("reused", False), n_all - n_missing, n_all)
-    if reused:
-        job.note(reused)
     t = time.time()
     if n_missing:
         job.stage("generation")

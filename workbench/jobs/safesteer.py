@@ -235,7 +235,7 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     :mod:`workbench.distributed`); this process alone judges and writes the answers.
     """
     job = JobProgress("safesteer", SAFESTEER_STAGES, enabled=cfg.progress,
-                      weights=safesteer_work(cfg), fixed=["read inputs", "load model"])
+                      weights=safesteer_work(cfg), fixed=["read inputs", "load model", "analysis", "figures"])
     with job:  # the heartbeat: a line at least every 20 s, even inside one long call
         return _run_safesteer(cfg, job, model, executor)
 
