@@ -116,8 +116,6 @@ def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = Non
     n_pos = len(cfg.search_positions) if cfg.search_positions else 5
     n_grid = n_pos * (len(cfg.search_layers) if cfg.search_layers else int(n_layers * 0.8))
     n_full = n_grid if cfg.engine == "reference" else min(cfg.refusal_top_k or n_grid, n_grid)
-    steered = [c for c in conds if c.behaviour != "none" and not c.harmful_only]
-    n_open = 1 + sum(not c.mitigated for c in steered) if cfg.open_ended_tokens else 0
     n_pairs = cfg.caa_limit or 100
     sec = SECONDS_PER
     return {
@@ -129,12 +127,22 @@ def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = Non
         "CAA vectors": sec["forward"] * 2 * n_pairs * len(caa_behaviours(cfg)),
         "activations": 0.1,
         "generation": sec["token"] * n_gen * cfg.max_new_tokens,
-        "efficacy": (sec["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs
-                     + sec["token"] * n_open * min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
-                     * cfg.open_ended_tokens) if cfg.efficacy_pairs else 0.0,
+        "efficacy": sum(efficacy_work(cfg, conds)),
         "analysis": sec["analysed generation"] * n_all,
         "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0,
     }
+
+
+def efficacy_work(cfg: AuditConfig, conds: list[Condition]) -> tuple[float, float]:
+    """The efficacy stage's expected work (:func:`audit_work`): the open-ended answers'
+    tokens, then the A/B items x conditions."""
+    if not cfg.efficacy_pairs:
+        return 0.0, 0.0
+    steered = [c for c in conds if c.behaviour != "none" and not c.harmful_only]
+    n_open = 1 + sum(not c.mitigated for c in steered) if cfg.open_ended_tokens else 0
+    items = min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
+    return (SECONDS_PER["token"] * n_open * items * cfg.open_ended_tokens,
+            SECONDS_PER["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs)
 
 
 def resume_note(directions_reused: bool, n_reused: int, n_all: int) -> str | None:
@@ -439,11 +447,16 @@ def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
 
     t = time.time()
     job.stage("efficacy")
-    open_ended = (open_ended_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.pairs,
-                                      inputs.heldout, out)
-                  if cfg.efficacy_pairs and cfg.open_ended_tokens else {})
-    efficacy = (steering_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.heldout,
-                                  open_ended) if cfg.efficacy_pairs else [])
+    w_open, w_ab = efficacy_work(cfg, conditions)
+    split = w_open / (w_open + w_ab) if w_open + w_ab else 0.0
+    open_ended = (open_ended_efficacy(
+        model, cfg, conditions, vectors, coef_abs, inputs.pairs, inputs.heldout, out, job,
+        lambda k, n: job.step(k, n, "conditions answered", part=(0.0, split)))
+        if cfg.efficacy_pairs and cfg.open_ended_tokens else {})
+    efficacy = (steering_efficacy(
+        model, cfg, conditions, vectors, coef_abs, inputs.heldout, open_ended,
+        lambda k, n: job.step(k, n, "conditions read (A/B)", part=(split, 1.0)))
+        if cfg.efficacy_pairs else [])
     timings["efficacy"] = time.time() - t
 
     t = time.time()
@@ -588,12 +601,13 @@ def _items_name(cond: Condition) -> str:
 
 
 def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
-                      coef_abs: dict, heldout: dict, open_ended: dict | None = None
-                      ) -> list[dict]:
+                      coef_abs: dict, heldout: dict, open_ended: dict | None = None,
+                      step=None) -> list[dict]:
     """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
     contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control;
     :func:`workbench.evaluation.efficacy.steering_efficacy`), with the condition's
-    :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN)."""
+    :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN). ``step(k,
+    n)``, if given, hears how many of the conditions are done after each group (progress)."""
     open_ended = open_ended or {}
     steered_conds = [c for c in conditions if c.behaviour != "none" and not c.harmful_only
                      and heldout.get(_items_name(c))]
@@ -603,6 +617,8 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
         steers = [_steer_spec(c, vectors, coef_abs[c.key]) for c in group]
         measured.update(zip([c.key for c in group], ab_efficacy.steering_efficacy(
             model, heldout[name], steers, cfg.steer_positions, cfg.batch_size, cfg.engine)))
+        if step is not None:
+            step(len(measured), len(steered_conds))
     return [{"behaviour": c.behaviour, "control": c.behaviour in CONTROLS, "method": c.method,
              "layer": c.layer, "coefficient": c.coefficient, "coefficient_abs": coef_abs[c.key],
              "mitigated": c.mitigated, "items": _items_name(c), **measured[c.key],
@@ -611,11 +627,13 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
 
 
 def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
-                        coef_abs: dict, pairs: dict, heldout: dict, out: Path) -> dict:
+                        coef_abs: dict, pairs: dict, heldout: dict, out: Path,
+                        job: JobProgress | None = None, step=None) -> dict:
     """Per unmitigated steered condition key, the open-ended efficacy fields
     (:func:`workbench.evaluation.open_ended.open_ended_efficacy`: held-out questions without
     their choices, answered unsteered and steered, scored on the behaviour axis fitted on the
-    training pairs). Answers and scores go to ``open_ended.jsonl``."""
+    training pairs). Answers and scores go to ``open_ended.jsonl``. ``job`` decides whether
+    the generation shows its own bar; ``step(k, n)`` hears the conditions done (progress)."""
     from workbench.evaluation.embeddings import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
@@ -631,7 +649,7 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
             model, pairs[name], heldout[name][:cfg.open_ended_items],
             [_steer_spec(c, vectors, coef_abs[c.key]) for c in group], encoder,
             cfg.open_ended_tokens, cfg.steer_positions, cfg.engine, cfg.batch_size, rows,
-            cfg.progress)
+            job.inner_bars if job is not None else cfg.progress)
         for cond, ans, sc in zip([None, *group], res.answers, res.scores):
             records += [{"items": name, "condition": cond.key if cond else "none",
                          "behaviour": cond.behaviour if cond else "none",
@@ -639,6 +657,8 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
                          "question": q, "answer": a, "score": float(x)}
                         for q, a, x in zip(res.questions, ans, sc)]
         result.update({c.key: f for c, f in zip(group, res.fields)})
+        if step is not None:
+            step(len(result), len(conds))
     write_text(out / "open_ended.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return result
 
