@@ -3,15 +3,23 @@
 On a terminal each stage shows a tqdm bar whose description names the stage and whose
 postfix carries the job's ETA. Elsewhere (CI, nohup, a pipe) carriage-return bars would be
 noise, so stage starts, ends and occasional updates are printed as plain lines with a
-timestamp and the elapsed time. ``enabled=False`` (``--quiet``) prints nothing.
+timestamp and the elapsed time; inside ``with job:`` a heartbeat thread adds a "still
+running" line whenever nothing was printed for ``line_interval`` (20 s), so a long library
+call never leaves the log silent. ``enabled=False`` (``--quiet``) prints nothing.
+
+The job ETA weighs stages by their expected work (``weights``, from the job's config) and
+rescales the rest by the pace measured so far (:func:`job_eta`).
 
 Usage::
 
-    job = JobProgress("audit", ["read inputs", "load model", ...], enabled=cfg.progress)
-    job.stage("load model")          # ends the previous stage, starts this one
-    for cond in job.bar(conditions, unit="cond"):
-        ...
-    job.done()
+    job = JobProgress("audit", ["read inputs", "load model", ...], enabled=cfg.progress,
+                      weights={"generation": 540.0, ...}, fixed=["load model"])
+    with job:
+        job.stage("load model")          # ends the previous stage, starts this one
+        for cond in job.bar(conditions, unit="cond"):
+            ...
+        job.reused("generation", "all 1,200 generations")   # resumed: nothing to do
+        job.done()
 
 ``stage`` also works as a context manager (``with job.stage("x"):``).
 """
@@ -107,6 +115,7 @@ class JobProgress:
         self.tty = bool(self.stream.isatty()) if tty is None else tty
         self.weights = {s: 1.0 for s in self.stages}
         self.reused_stages: set[str] = set()
+        self._lock = threading.RLock()  # the heartbeat thread reads what stages change
         self.fixed = set(fixed)
         self.set_weights(weights or {})
         self.line_interval = line_interval
@@ -118,20 +127,20 @@ class JobProgress:
         self.finished: dict[str, float] = {}  # stage -> measured seconds (reused: 0)
         self.done_weight = 0.0
         self._last_line = self.t0
-        self._lock = threading.Lock()
         self._beat: tuple[threading.Thread, threading.Event] | None = None
         if enabled:
             quiet_library_bars()
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """Replace some stages' expected work (e.g. once the model's size is known)."""
-        for name, w in weights.items():
-            if name in self.reused_stages:
-                continue  # reused: no work, whatever the estimate says
-            if w < 0:
-                raise WorkbenchError(f"stage {name!r} has negative expected work {w}; "
-                                     "give 0 or more")
-            self.weights[name] = float(w)
+        bad = {n: w for n, w in weights.items() if w < 0}
+        if bad:
+            name, w = next(iter(bad.items()))
+            raise WorkbenchError(f"stage {name!r} has negative expected work {w}; "
+                                 "give 0 or more")
+        with self._lock:
+            self.weights.update({n: float(w) for n, w in weights.items()
+                                 if n not in self.reused_stages})  # reused: no work
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -154,9 +163,11 @@ class JobProgress:
     def _heartbeat(self, stop: threading.Event) -> None:
         poll = max(min(self.line_interval / 4, 1.0), 0.01)
         while not stop.wait(poll):
-            if self.current is not None and self.clock() - self._last_line >= self.line_interval:
-                self._line(f"{self._label()} still running "
-                           f"({_clock(self.clock() - self.stage_t0)} in this stage)")
+            with self._lock:
+                if (self.current is not None
+                        and self.clock() - self._last_line >= self.line_interval):
+                    self._line(f"{self._label()} still running "
+                               f"({_clock(self.clock() - self.stage_t0)} in this stage)")
 
     # ------------------------------------------------------------------ reporting
 
@@ -195,6 +206,7 @@ class JobProgress:
         with self._lock:
             print(f"{time.strftime('%H:%M:%S')} [{self.job}] {text}", file=self.stream,
                   flush=True)
+            self._last_line = self.clock()
 
     def step(self, done: int, total: int | None = None, unit: str = "it",
              part: tuple[float, float] = (0.0, 1.0)) -> None:
@@ -215,37 +227,40 @@ class JobProgress:
     # ------------------------------------------------------------------ stages
 
     def _end_stage(self) -> None:
-        if self.current is None:
-            return
-        took = self.clock() - self.stage_t0
-        self.done_weight += self.weights.get(self.current, 0.0)
-        self.fraction = 0.0
-        self.finished[self.current] = took
-        self._line(f"{self._label()} done in {_clock(took)}")
-        self.current = None
+        with self._lock:
+            if self.current is None:
+                return
+            took = self.clock() - self.stage_t0
+            self.done_weight += self.weights.get(self.current, 0.0)
+            self.fraction = 0.0
+            self.finished[self.current] = took
+            self._line(f"{self._label()} done in {_clock(took)}")
+            self.current = None
 
     def stage(self, name: str) -> "_StageContext":
         """End the running stage and start ``name``; usable as a context manager too."""
-        self._end_stage()
-        if name not in self.stages:
-            self.stages.append(name)
-            self.weights.setdefault(name, 1.0)
-        self.current, self.stage_t0 = name, self.clock()
-        self._line(self._label())
+        with self._lock:
+            self._end_stage()
+            if name not in self.stages:
+                self.stages.append(name)
+                self.weights.setdefault(name, 1.0)
+            self.current, self.stage_t0 = name, self.clock()
+            self._line(self._label())
         return _StageContext(self)
 
     def reused(self, name: str, what: str = "") -> None:
         """Mark stage ``name`` as reused from an earlier run: it shows in the timeline as
         "reused" and takes no time in the ETA."""
-        self._end_stage()
-        if name not in self.stages:
-            self.stages.append(name)
-        self.weights[name] = 0.0
-        self.reused_stages.add(name)
-        self.finished[name] = 0.0
-        self.current = name
-        self._line(f"{self._label()} reused" + (f" ({what})" if what else ""))
-        self.current = None
+        with self._lock:
+            self._end_stage()
+            if name not in self.stages:
+                self.stages.append(name)
+            self.weights[name] = 0.0
+            self.reused_stages.add(name)
+            self.finished[name] = 0.0
+            self.current = name
+            self._line(f"{self._label()} reused" + (f" ({what})" if what else ""))
+            self.current = None
 
     def done(self) -> None:
         """End the last stage and print the total time."""
