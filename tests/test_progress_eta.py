@@ -236,3 +236,36 @@ def test_resumed_run_says_what_it_reused(synthetic_run, capsys):
     assert f"100 of {n:,} generations reused; {n - 100:,} to go" in err, err
     assert "[audit 7/10 generation]" in err and "[audit 7/10 generation done in" in err
     assert len(gens.read_text().splitlines()) == n
+
+
+# ---------------------------------------------------------------- end-of-run summaries
+
+def test_audit_summary_is_short_and_reads_the_recorded_run():
+    import json
+
+    from workbench.jobs.audit import audit_summary
+
+    run = ROOT / "figures" / "audit-quick"
+    text = audit_summary(run, json.loads((run / "run.json").read_text()))
+    lines = text.splitlines()
+    assert len(lines) < 12, text
+    assert lines[0] == "baseline ASR 37.5% (12 of 32 answers; 95% CI 22.9% to 54.7%)"
+    assert lines[1] == ("positive controls: refusal (layer 11) failed; refusal-direction "
+                        "(layer 11) passed")
+    assert lines[2] == "specific effects: 2 of 16 behaviour conditions:"
+    assert "myopic-reward (caa, layer 11, x1): ΔASR +37.5 pp [+25.0 pp, +50.0 pp]" in text
+    assert "survival-instinct (caa, layer 11, x-1)" in text
+    assert lines[-1] == f"report: {run / 'report.md'}"
+    assert "|" not in text  # no report tables
+
+
+def test_safesteer_summary_is_short_and_reads_the_recorded_run():
+    import json
+
+    from workbench.jobs.safesteer import safesteer_summary
+
+    run = ROOT / "figures" / "safesteer-quick"
+    text = safesteer_summary(run, json.loads((run / "run.json").read_text()))
+    assert text.splitlines()[0] == "unsteered: unsafe 10.0%, refusal 86.7% (n=30)"
+    assert "neuron_add (layer 12, x4): unsafe 13.3%" in text and "Δunsafe +3.3 pp" in text
+    assert text.splitlines()[-1] == f"report: {run / 'report.md'}"

@@ -498,7 +498,7 @@ def audit_summary(out: str | Path, record: dict) -> str:
               f"{', mitigated' if d['mitigated'] == 'True' else ''}): "
               f"ΔASR {common.pct(d['delta_asr'], True)} "
               f"[{common.pct(d['delta_ci_low'], True)}, {common.pct(d['delta_ci_high'], True)}]"
-              for d in specific]
+              f", Holm p {float(d['p_holm']):.2g} ({d['verdict']})" for d in specific]
     lines.append(f"report: {out / 'report.md'}")
     return "\n".join(lines)
 
