@@ -108,7 +108,7 @@ class JobProgress:
     def __init__(self, job: str, stages: Sequence[str], *, enabled: bool = True,
                  stream: TextIO | None = None, tty: bool | None = None,
                  weights: dict[str, float] | None = None, fixed: Iterable[str] = (),
-                 line_interval: float = 20.0, clock: Callable[[], float] = time.monotonic):
+                 line_interval: float = 15.0, clock: Callable[[], float] = time.monotonic):
         self.job, self.stages = job, list(stages)
         self.enabled = enabled
         self.stream = stream or sys.stderr
