@@ -269,3 +269,16 @@ def test_safesteer_summary_is_short_and_reads_the_recorded_run():
     assert text.splitlines()[0] == "unsteered: unsafe 10.0%, refusal 86.7% (n=30)"
     assert "neuron_add (layer 12, x4): unsafe 13.3%" in text and "Δunsafe +3.3 pp" in text
     assert text.splitlines()[-1] == f"report: {run / 'report.md'}"
+
+
+def test_terminal_mode_writes_lines_above_the_bars():
+    buf = io.StringIO()
+    with JobProgress("demo", ["a"], stream=buf, tty=True, line_interval=0.05) as job:
+        job.stage("a")
+        job.note("resuming: 3 of 4 generations reused; 1 to go")
+        assert list(job.bar(range(3))) == [0, 1, 2]
+        time.sleep(0.2)
+        job.done()
+    text = buf.getvalue()
+    assert "[demo] resuming: 3 of 4 generations reused; 1 to go" in text
+    assert "still running" in text and "[demo] finished in" in text

@@ -190,7 +190,12 @@ class JobProgress:
             eta = self.eta()
             tail = f", job ETA {_clock(eta)}" if eta is not None else ""
             stamp = time.strftime("%H:%M:%S")
-            msg = f"{stamp} [{self.job} {text}] elapsed {_clock(self.clock() - self.t0)}{tail}"
+            self._emit(f"{stamp} [{self.job} {text}] elapsed "
+                       f"{_clock(self.clock() - self.t0)}{tail}")
+
+    def _emit(self, msg: str) -> None:
+        """Print one line (above any tqdm bar on a terminal) and note when."""
+        with self._lock:
             if self.tty:
                 from tqdm.auto import tqdm
 
@@ -203,10 +208,7 @@ class JobProgress:
         """Print one line about the job (e.g. what a resumed run reused)."""
         if not self.enabled:
             return
-        with self._lock:
-            print(f"{time.strftime('%H:%M:%S')} [{self.job}] {text}", file=self.stream,
-                  flush=True)
-            self._last_line = self.clock()
+        self._emit(f"{time.strftime('%H:%M:%S')} [{self.job}] {text}")
 
     def step(self, done: int, total: int | None = None, unit: str = "it",
              part: tuple[float, float] = (0.0, 1.0)) -> None:
@@ -266,10 +268,8 @@ class JobProgress:
         """End the last stage and print the total time."""
         self._end_stage()
         if self.enabled:
-            with self._lock:
-                print(f"{time.strftime('%H:%M:%S')} [{self.job}] finished in "
-                      f"{_clock(self.clock() - self.t0)}", file=self.stream, flush=True)
-                self._last_line = self.clock()
+            self._emit(f"{time.strftime('%H:%M:%S')} [{self.job}] finished in "
+                       f"{_clock(self.clock() - self.t0)}")
 
     # ------------------------------------------------------------------ bars
 
