@@ -52,7 +52,12 @@ def test_smoke_audit_prints_a_line_for_every_stage(tmp_path, capsys):
     from workbench.jobs.audit import AUDIT_STAGES
 
     assert main(["audit", "--preset", "smoke", "--out", str(tmp_path / "a")]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
+    # the end of the run: a short summary and where the report is, not the report
+    assert captured.out.startswith("baseline ASR "), captured.out
+    assert f"report: {tmp_path / 'a' / 'report.md'}" in captured.out
+    assert "|" not in captured.out and len(captured.out.splitlines()) < 12
     assert "\r" not in err, "carriage-return bars in non-TTY output"
     for k, name in enumerate(AUDIT_STAGES, start=1):
         assert f"[audit {k}/{len(AUDIT_STAGES)} {name}]" in err, name

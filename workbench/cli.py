@@ -159,8 +159,18 @@ def _directions(args: argparse.Namespace) -> None:
           f"in {record['timings_s']['total']:.0f} s")
 
 
+def _job_summary(name: str, out: str, record: dict) -> str:
+    """The short end-of-run summary of job ``name`` (the full story is in report.md)."""
+    if name == "safesteer":
+        from workbench.jobs.safesteer import safesteer_summary as summary
+    else:
+        from workbench.jobs.audit import audit_summary as summary
+    return summary(out, record)
+
+
 def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tuple) -> None:
-    """Build a job's config from preset, TOML and flags (validated), run it, print its report.
+    """Build a job's config from preset, TOML and flags (validated), run it, print a short
+    summary (:func:`_job_summary`).
 
     ``fields``: the config fields that are command-line options (:func:`cli_fields`); an
     unset option is None and changes nothing.
@@ -188,7 +198,7 @@ def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tup
                 print(f"{name}: generating on {executor.n_workers} Ray worker(s)",
                       file=sys.stderr)
             record = run(cfg, executor=executor)
-    print((Path(cfg.out) / "report.md").read_text())
+    print(_job_summary(name, cfg.out, record))
     print(f"wrote {cfg.out} ({record['n_generations']} generations) in "
           f"{record['timings_s']['total']:.0f} s")
 

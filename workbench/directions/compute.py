@@ -113,6 +113,8 @@ def compute_directions(model, inputs: DirectionInputs, search: DirectionSearch,
                                     search.prompt_filter, search.min_kept, ckpt)
     inputs = filtered_inputs(inputs, filt)
     candidates = ckpt.tensor("refusal.candidates") if ckpt else None
+    if candidates is not None:
+        job.note("resuming: refusal candidates from the checkpoint")
     train_acts = None
     if candidates is None:
         args = (model, tok(inputs.harm_train), tok(inputs.safe_train), search.batch_size,
@@ -133,13 +135,23 @@ def compute_directions(model, inputs: DirectionInputs, search: DirectionSearch,
               * sum(l < layer_cut(n_layers, search.max_layer_frac)
                     for l in (search.search_layers or range(n_layers))))
     n_scored = 0
+    # the ordered search ranks every candidate cheaply (harmful prompts only), then scores the
+    # top few fully (three times the prompts each): each pass has its share of the stage
+    ordered = search.refusal_search == "ordered"
+    n_full = min(search.refusal_top_k or n_grid, n_grid) if ordered else n_grid
+    cheap = n_grid / (n_grid + 3 * n_full) if ordered else 0.0
+    if ckpt and ckpt.scores:
+        job.note(f"resuming: {len(ckpt.scores)} refusal candidate score(s) from the checkpoint")
+
+    def on_rank(k: int, n: int) -> None:
+        job.step(k, n, "candidates ranked", part=(0.0, cheap))
 
     def on_score(score) -> None:  # checkpoint each score, and keep the display alive
         nonlocal n_scored
         n_scored += 1
         if ckpt:
             ckpt.save_score(score)
-        job.step(n_scored, n_grid, "candidates")
+        job.step(n_scored, n_full, "candidates fully scored", part=(cheap, 1.0))
 
     selection = select_refusal_direction(
         model, candidates, tok(inputs.harm_val), tok(inputs.safe_val),
@@ -149,7 +161,7 @@ def compute_directions(model, inputs: DirectionInputs, search: DirectionSearch,
         batch_size=search.batch_size, search=search.refusal_search, top_k=search.refusal_top_k,
         share_prefix=search.shared_prefix, progress=job.inner_bars,
         done=ckpt.scores if ckpt else None, on_score=on_score,
-        allow_fallback=search.allow_fallback,
+        allow_fallback=search.allow_fallback, on_rank=on_rank,
     )
     timings["refusal_selection"] = time.time() - t
     t = time.time()

@@ -294,6 +294,7 @@ def select_refusal_direction(
     done: Mapping[tuple[int, int], CandidateScore] | None = None,
     on_score: Callable[[CandidateScore], None] | None = None,
     allow_fallback: bool = False,
+    on_rank: Callable[[int, int], None] | None = None,
 ) -> RefusalSelection:
     """Score candidates and pick the one whose ablation best bypasses refusal.
 
@@ -323,7 +324,8 @@ def select_refusal_direction(
     float rounding only, and every forward here is one the prefix sharing is exact for.
 
     ``done`` holds scores already computed, by (position, layer), and ``on_score`` is called
-    with each new score (to checkpoint it); both searches use them.
+    with each new score (to checkpoint it); both searches use them. ``on_rank(k, n)`` is
+    called after each of the ``"ordered"`` search's cheap bypass scores (for progress).
     """
     if search not in ("full", "ordered"):
         raise WorkbenchError(f"unknown refusal search {search!r}; use 'full' or 'ordered'")
@@ -372,10 +374,19 @@ def select_refusal_direction(
             bar.update()
     else:
         rough = {}
-        for p, l in grid:
+        bar.close()
+        bar = tqdm(total=len(grid), desc="ranking refusal candidates (bypass only)",
+                   unit="cand", disable=not progress)
+        for k, (p, l) in enumerate(grid, start=1):
             with ablate_directions(model, candidates[p, l].float()):
                 rough[p, l] = float(refusal_score(logprobs(model, harmful_val, batch_size),
                                                   rid).mean())
+            bar.update()
+            if on_rank is not None:
+                on_rank(k, len(grid))
+        bar.close()
+        bar = tqdm(total=min(top_k or len(grid), len(grid)), unit="cand",
+                   desc="scoring the lowest-bypass candidates", disable=not progress)
         nan_last = lambda pl: (math.isnan(rough[pl]), rough[pl])  # noqa: E731
         full: dict[tuple[int, int], CandidateScore] = {}
         for rank, pl in enumerate(sorted(grid, key=nan_last)):

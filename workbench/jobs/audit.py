@@ -85,6 +85,75 @@ AUDIT_STAGES = ["read inputs", "load model", "refusal candidates", "refusal sele
 
 NAN = float("nan")
 
+# The audit's stages that compute_directions runs, and those whose time does not follow the
+# model's speed (files, the model load, CPU-side tables and figures, a few small forwards):
+# their estimates are used as they are and do not rescale the others (workbench.progress).
+DIRECTION_STAGES = ["refusal candidates", "refusal selection", "CAA vectors"]
+FIXED_STAGES = ["read inputs", "load model", "activations", "analysis", "figures"]
+
+# Seconds per unit of work on the reference machine (2 CPU cores, the 1.5B model in float32),
+# from the quick preset's stage times (figures/audit-quick/run.json, timings_s).
+SECONDS_PER = {"forward": 0.12, "select forward": 0.09, "ab forward": 0.08, "token": 0.01,
+               "analysed generation": 0.0025}
+
+
+def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = None
+               ) -> dict[str, float]:
+    """Each audit stage's expected work from the config alone, in seconds on the reference
+    machine (:data:`SECONDS_PER`), for the job's ETA (:func:`workbench.progress.job_eta`).
+
+    Generation: prompts x conditions x new tokens (``n_missing`` generations when resuming);
+    refusal candidates: the train and validation prompts' forwards; refusal selection: the
+    cheap pass over every candidate plus the full scores of the top few; CAA: two forwards per
+    contrast pair; efficacy: A/B items x conditions plus the open-ended answers' tokens; the
+    model load and figures are constants. ``n_layers`` is a guess until the model is loaded.
+    """
+    layers = cfg.layers or [0] * len(cfg.layer_fractions or [0])
+    conds = audit_conditions(cfg, layers)
+    n_attack = cfg.attack_limit * len(cfg.templates)
+    n_all = sum(n_attack + (0 if c.harmful_only else cfg.benign_limit) for c in conds)
+    n_gen = n_all if n_missing is None else n_missing
+    n_pos = len(cfg.search_positions) if cfg.search_positions else 5
+    n_grid = n_pos * (len(cfg.search_layers) if cfg.search_layers else int(n_layers * 0.8))
+    n_full = n_grid if cfg.engine == "reference" else min(cfg.refusal_top_k or n_grid, n_grid)
+    n_pairs = cfg.caa_limit or 100
+    sec = SECONDS_PER
+    return {
+        "read inputs": 0.1,
+        "load model": 3.0,
+        "refusal candidates": sec["forward"] * 2 * (cfg.n_train + cfg.n_val),
+        "refusal selection": sec["select forward"] * cfg.n_val * (
+            2 + (n_grid if cfg.engine != "reference" else 0) + 3 * n_full),
+        "CAA vectors": sec["forward"] * 2 * n_pairs * len(caa_behaviours(cfg)),
+        "activations": 0.1,
+        "generation": sec["token"] * n_gen * cfg.max_new_tokens,
+        "efficacy": sum(efficacy_work(cfg, conds)),
+        "analysis": sec["analysed generation"] * n_all,
+        "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0,
+    }
+
+
+def efficacy_work(cfg: AuditConfig, conds: list[Condition]) -> tuple[float, float]:
+    """The efficacy stage's expected work (:func:`audit_work`): the open-ended answers'
+    tokens, then the A/B items x conditions."""
+    if not cfg.efficacy_pairs:
+        return 0.0, 0.0
+    steered = [c for c in conds if c.behaviour != "none" and not c.harmful_only]
+    n_open = 1 + sum(not c.mitigated for c in steered) if cfg.open_ended_tokens else 0
+    items = min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
+    return (SECONDS_PER["token"] * n_open * items * cfg.open_ended_tokens,
+            SECONDS_PER["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs)
+
+
+def resume_note(directions_reused: bool, n_reused: int, n_all: int) -> str | None:
+    """What a resumed run reuses, e.g. "resuming: directions from the run directory; 812 of
+    1,200 generations reused; 388 to go" (None for a fresh run)."""
+    if not directions_reused and not n_reused:
+        return None
+    parts = ["directions from the run directory"] * bool(directions_reused)
+    parts.append(f"{n_reused:,} of {n_all:,} generations reused; {n_all - n_reused:,} to go")
+    return "resuming: " + "; ".join(parts)
+
 
 def audit_behaviours(cfg: AuditConfig) -> list[str]:
     """The steered behaviours: the configured ones, then the positive controls (if on)."""
@@ -265,8 +334,15 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     ``executor`` runs the generation work items (default: in this process; see
     :mod:`workbench.evaluation.work`).
     """
+    job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights=audit_work(cfg),
+                      fixed=FIXED_STAGES)
+    with job:  # the heartbeat: a line at least every 20 s, even inside one long call
+        return _run_audit(cfg, job, executor)
+
+
+def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
+    """The body of :func:`run_audit`, under its progress display."""
     t0 = time.time()
-    job = JobProgress("audit", AUDIT_STAGES, enabled=cfg.progress, weights={"generation": 20})
     job.stage("read inputs")
     out = Path(cfg.out)
     check_run_dir(out, cfg)
@@ -292,8 +368,21 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     judge = make_judge(judge_spec(cfg), device=cfg.device,
                        dtype=common.judge_dtype(judge_spec(cfg), cfg))
 
+    # what an earlier run left: the expected work and the resume line say so
+    conditions = audit_conditions(cfg, layers)
+    store = GenerationStore(out / "generations.jsonl")
+    cells = _cells(templates, attack, benign)
+    n_all = sum(map(len, missing_cells(conditions, cells, ())))
+    n_missing = sum(map(len, missing_cells(conditions, cells, store)))
+    job.set_weights(audit_work(cfg, model.n_layers, n_missing))
     directions = load_directions(out, caa_behaviours(cfg))
-    if directions is None:
+    reused = resume_note(directions is not None, n_all - n_missing, n_all)
+    if reused:
+        job.note(reused)
+    if directions is not None:
+        for name in DIRECTION_STAGES:
+            job.reused(name, "directions.safetensors from an earlier run")
+    else:
         directions = compute_directions(model, inputs, dcfg, job, checkpoint_dir=out)
         write_directions(out, directions, model, cfg.model)
     timings.update({f"directions.{k}": v for k, v in directions.timings.items()})
@@ -346,22 +435,28 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
     write_json(out / "run.json", record)
     timings["activations"] = time.time() - t
 
-    conditions = audit_conditions(cfg, layers)
     coef_abs = {c.key: absolute_coefficient(cfg, c, vectors, resid_norms) for c in conditions}
-    store = GenerationStore(out / "generations.jsonl")
     t = time.time()
-    job.stage("generation")
+    if n_missing:
+        job.stage("generation")
+    else:
+        job.reused("generation", f"all {n_all:,} generations")
     generate_missing(model, cfg, conditions, vectors, coef_abs, templates, attack, benign,
                      judge, store, job, executor)
     timings["generation"] = time.time() - t
 
     t = time.time()
     job.stage("efficacy")
-    open_ended = (open_ended_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.pairs,
-                                      inputs.heldout, out)
-                  if cfg.efficacy_pairs and cfg.open_ended_tokens else {})
-    efficacy = (steering_efficacy(model, cfg, conditions, vectors, coef_abs, inputs.heldout,
-                                  open_ended) if cfg.efficacy_pairs else [])
+    w_open, w_ab = efficacy_work(cfg, conditions)
+    split = w_open / (w_open + w_ab) if w_open + w_ab else 0.0
+    open_ended = (open_ended_efficacy(
+        model, cfg, conditions, vectors, coef_abs, inputs.pairs, inputs.heldout, out, job,
+        lambda k, n: job.step(k, n, "conditions answered", part=(0.0, split)))
+        if cfg.efficacy_pairs and cfg.open_ended_tokens else {})
+    efficacy = (steering_efficacy(
+        model, cfg, conditions, vectors, coef_abs, inputs.heldout, open_ended,
+        lambda k, n: job.step(k, n, "conditions read (A/B)", part=(split, 1.0)))
+        if cfg.efficacy_pairs else [])
     timings["efficacy"] = time.time() - t
 
     t = time.time()
@@ -378,6 +473,34 @@ def run_audit(cfg: AuditConfig, executor=None) -> dict:
 
     return common.finish_run(out, cfg, record, render_audit_figures, [], timings, t0,
                              n_generations=len(store), summary=summary, job=job)
+
+
+def audit_summary(out: str | Path, record: dict) -> str:
+    """The few lines printed at the end of an audit (the whole story is in report.md): the
+    baseline ASR with its n and 95% CI, the positive controls' verdicts, the specific effects
+    and where the report is. Numbers come from the analysis' summary and tables as written."""
+    out = Path(out)
+    summary = record.get("summary") or {}
+    base = next((r for r in common.table(out / "asr.csv") if r["behaviour"] == "none"
+                 and r["template"] == "all"), None)
+    lines = [f"baseline ASR {common.pct(base['asr'])} ({base['n_jailbroken']} of {base['n']} "
+             f"answers; 95% CI {common.pct(base['ci_low'])} to {common.pct(base['ci_high'])})"
+             if base else "baseline ASR: n/a"]
+    controls = summary.get("controls") or []
+    lines.append("positive controls: " + ("; ".join(
+        f"{c['behaviour']} (layer {c['layer']}) {c['status']}" for c in controls)
+        if controls else "none run"))
+    fam = [d for d in common.table(out / "delta_asr.csv") if d["family"] == "behaviour"]
+    specific = [d for d in fam if d["verdict"].startswith("specific")]
+    lines.append(f"specific effects: {len(specific)} of {len(fam)} behaviour conditions"
+                 + (":" if specific else ""))
+    lines += [f"  {d['behaviour']} ({d['method']}, layer {d['layer']}, x{float(d['coefficient']):g}"
+              f"{', mitigated' if d['mitigated'] == 'True' else ''}): "
+              f"ΔASR {common.pct(d['delta_asr'], True)} "
+              f"[{common.pct(d['delta_ci_low'], True)}, {common.pct(d['delta_ci_high'], True)}]"
+              f", Holm p {float(d['p_holm']):.2g} ({d['verdict']})" for d in specific]
+    lines.append(f"report: {out / 'report.md'}")
+    return "\n".join(lines)
 
 
 def steer_condition(model, cfg: AuditConfig, cond: Condition, vectors: dict,
@@ -478,12 +601,13 @@ def _items_name(cond: Condition) -> str:
 
 
 def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
-                      coef_abs: dict, heldout: dict, open_ended: dict | None = None
-                      ) -> list[dict]:
+                      coef_abs: dict, heldout: dict, open_ended: dict | None = None,
+                      step=None) -> list[dict]:
     """Per steered condition, the paired change in p(behaviour-matching A/B answer) on held-out
     contrast pairs (the ``refusal`` pairs for the ``refusal-direction`` control;
     :func:`workbench.evaluation.efficacy.steering_efficacy`), with the condition's
-    :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN)."""
+    :func:`open_ended_efficacy` fields where ``open_ended`` has them (else NaN). ``step(k,
+    n)``, if given, hears how many of the conditions are done after each group (progress)."""
     open_ended = open_ended or {}
     steered_conds = [c for c in conditions if c.behaviour != "none" and not c.harmful_only
                      and heldout.get(_items_name(c))]
@@ -493,6 +617,8 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
         steers = [_steer_spec(c, vectors, coef_abs[c.key]) for c in group]
         measured.update(zip([c.key for c in group], ab_efficacy.steering_efficacy(
             model, heldout[name], steers, cfg.steer_positions, cfg.batch_size, cfg.engine)))
+        if step is not None:
+            step(len(measured), len(steered_conds))
     return [{"behaviour": c.behaviour, "control": c.behaviour in CONTROLS, "method": c.method,
              "layer": c.layer, "coefficient": c.coefficient, "coefficient_abs": coef_abs[c.key],
              "mitigated": c.mitigated, "items": _items_name(c), **measured[c.key],
@@ -501,11 +627,13 @@ def steering_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vect
 
 
 def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], vectors: dict,
-                        coef_abs: dict, pairs: dict, heldout: dict, out: Path) -> dict:
+                        coef_abs: dict, pairs: dict, heldout: dict, out: Path,
+                        job: JobProgress | None = None, step=None) -> dict:
     """Per unmitigated steered condition key, the open-ended efficacy fields
     (:func:`workbench.evaluation.open_ended.open_ended_efficacy`: held-out questions without
     their choices, answered unsteered and steered, scored on the behaviour axis fitted on the
-    training pairs). Answers and scores go to ``open_ended.jsonl``."""
+    training pairs). Answers and scores go to ``open_ended.jsonl``. ``job`` decides whether
+    the generation shows its own bar; ``step(k, n)`` hears the conditions done (progress)."""
     from workbench.evaluation.embeddings import minilm_model
 
     conds = [c for c in conditions if c.behaviour != "none" and not c.mitigated
@@ -521,7 +649,7 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
             model, pairs[name], heldout[name][:cfg.open_ended_items],
             [_steer_spec(c, vectors, coef_abs[c.key]) for c in group], encoder,
             cfg.open_ended_tokens, cfg.steer_positions, cfg.engine, cfg.batch_size, rows,
-            cfg.progress)
+            job.inner_bars if job is not None else cfg.progress)
         for cond, ans, sc in zip([None, *group], res.answers, res.scores):
             records += [{"items": name, "condition": cond.key if cond else "none",
                          "behaviour": cond.behaviour if cond else "none",
@@ -529,6 +657,8 @@ def open_ended_efficacy(model, cfg: AuditConfig, conditions: list[Condition], ve
                          "question": q, "answer": a, "score": float(x)}
                         for q, a, x in zip(res.questions, ans, sc)]
         result.update({c.key: f for c, f in zip(group, res.fields)})
+        if step is not None:
+            step(len(result), len(conds))
     write_text(out / "open_ended.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return result
 

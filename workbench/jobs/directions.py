@@ -210,9 +210,15 @@ def write_directions(out: Path, directions: Directions, model, model_spec: str) 
 
 def run_directions(cfg: DirectionsConfig) -> dict:
     """Compute and write directions.safetensors, geometry.csv, refusal_scores.csv, run.json."""
-    t0 = time.time()
     job = JobProgress("directions", DIRECTIONS_STAGES + ["evaluation"] * bool(cfg.evaluate)
-                      + ["write"], enabled=cfg.progress)
+                      + ["write"], enabled=cfg.progress, fixed=["read inputs", "load model"])
+    with job:  # the heartbeat: a line at least every 20 s, even inside one long call
+        return _run_directions(cfg, job)
+
+
+def _run_directions(cfg: DirectionsConfig, job: JobProgress) -> dict:
+    """The body of :func:`run_directions`, under its progress display."""
+    t0 = time.time()
     job.stage("read inputs")
     inputs = read_direction_inputs(cfg)
     timings = {"read_inputs": time.time() - t0}

@@ -234,9 +234,53 @@ def run_safesteer(cfg: SafeSteerConfig, model=None, executor=None) -> dict:
     ``executor`` runs the generation work items (default: in this process; Ray workers:
     :mod:`workbench.distributed`); this process alone judges and writes the answers.
     """
-    t0 = time.time()
     job = JobProgress("safesteer", SAFESTEER_STAGES, enabled=cfg.progress,
-                      weights={"train responses": 3, "evaluation": 10})
+                      weights=safesteer_work(cfg), fixed=["read inputs", "load model", "analysis", "figures"])
+    with job:  # the heartbeat: a line at least every 20 s, even inside one long call
+        return _run_safesteer(cfg, job, model, executor)
+
+
+def safesteer_work(cfg: SafeSteerConfig) -> dict[str, float]:
+    """Each stage's expected work from the config, in seconds on the reference machine (2 CPU
+    cores, the 1.5B model; the audit's rates, :data:`workbench.jobs.audit.SECONDS_PER`), for
+    the job's ETA: generated tokens for the train responses and the evaluation, constants for
+    the rest."""
+    from workbench.jobs.audit import SECONDS_PER
+
+    n = estimate_generations(cfg)
+    token = SECONDS_PER["token"]
+    return {"read inputs": 0.1, "load model": 3.0,
+            "train responses": token * n["train_responses"] * cfg.response_tokens,
+            "vectors and neurons": SECONDS_PER["forward"] * 2 * n["train_responses"] + 1.0,
+            "evaluation": token * n["eval_answers"] * cfg.max_new_tokens,
+            "analysis": 0.01 * n["eval_answers"] + 1.0,
+            "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0}
+
+
+def safesteer_summary(out: str | Path, record: dict) -> str:
+    """The few lines printed at the end of a SafeSteer job (the whole story is in report.md):
+    the unsteered unsafe and refusal rates, each intervention's pooled change in the unsafe
+    rate, and where the report is. Numbers come from the metrics table as written."""
+    out = Path(out)
+    rows = [r for r in common.table(out / "metrics.csv")
+            if r["split"] == "harmful" and r["category"] == "all"]
+    lines = []
+    for r in rows:
+        head = (f"{r['method']} (layer {r['layer']}, x{float(r['multiplier']):g})"
+                if r["method"] != "none" else "unsteered")
+        change = ("" if r["method"] == "none" else
+                  f", Δunsafe {common.pct(r['delta_unsafe'], True)} "
+                  f"[{common.pct(r['delta_unsafe_ci_low'], True)}, "
+                  f"{common.pct(r['delta_unsafe_ci_high'], True)}], Holm p {r['p_holm'] or 'n/a'}")
+        lines.append(f"{head}: unsafe {common.pct(r['unsafe_rate'])}, refusal "
+                     f"{common.pct(r['refusal_rate'])} (n={r['n']}){change}")
+    lines.append(f"report: {out / 'report.md'}")
+    return "\n".join(lines)
+
+
+def _run_safesteer(cfg: SafeSteerConfig, job: JobProgress, model, executor) -> dict:
+    """The body of :func:`run_safesteer`, under its progress display."""
+    t0 = time.time()
     job.stage("read inputs")
     out = Path(cfg.out)
     check_run_dir(out, cfg, model)
@@ -386,4 +430,6 @@ __all__ = [
     "estimate_generations",
     "result_fields",
     "run_safesteer",
+    "safesteer_summary",
+    "safesteer_work",
 ]
