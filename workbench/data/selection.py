@@ -1,9 +1,11 @@
 """The prompts a run answers: attack and benign samples kept apart from the prompts a
-direction was fitted or selected on, so fitting and testing never share a prompt."""
+direction was fitted or selected on, so fitting and testing never share a prompt; and the
+held-out prompts a demonstration shows (:func:`most_refused`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import math
+from collections.abc import Collection, Sequence
 
 from workbench.data import Instruction, embedded_instructions, instruction_source, split
 from workbench.data.benchmarks import load_attack_prompts, stratified_subset
@@ -54,3 +56,34 @@ def with_ids(items: list, prefix: str) -> list:
     """``items`` with ``<prefix>-<n>`` as the id of every one that has none."""
     return [i if i.id else Instruction(i.instruction, f"{prefix}-{n}", i.category)
             for n, i in enumerate(items)]
+
+
+def most_refused(items: Sequence, scores: Sequence[float], n: int,
+                 exclude: Collection[str] = frozenset()) -> list:
+    """The ``n`` items the unsteered model is most inclined to refuse, for a demonstration.
+
+    ``scores`` holds one number per item, higher meaning more refusal, computed on the model
+    *before* any steering (e.g. :func:`workbench.directions.prompt_refusal_scores`). Items whose
+    text is in ``exclude`` (the prompts a direction was fitted or selected on) are never picked,
+    so the demo shows held-out prompts. The pick is the top ``n`` by score, highest first; ties
+    go to the earlier item, so the same scores always give the same prompts. Items are text or
+    :class:`~workbench.data.Instruction`; they come back as given.
+    """
+    if len(items) != len(scores):
+        raise WorkbenchError(f"most_refused got {len(items)} items but {len(scores)} scores; "
+                             "give one refusal score per item")
+    if n < 1:
+        raise WorkbenchError(f"most_refused needs n >= 1 prompts, got {n}")
+    values = [float(s) for s in scores]
+    if any(math.isnan(v) for v in values):
+        raise WorkbenchError("most_refused got a NaN refusal score; score every item on the "
+                             "unsteered model first")
+    texts = [i.instruction if isinstance(i, Instruction) else i for i in items]
+    pool = [k for k, text in enumerate(texts) if text not in exclude]
+    if len(pool) < n:
+        raise WorkbenchError(
+            f"only {len(pool)} of {len(items)} prompts are outside the {len(items) - len(pool)} "
+            f"excluded (direction-fitting) prompts, fewer than the {n} asked for; ask for fewer, "
+            "or fit the direction on fewer prompts")
+    pool.sort(key=lambda k: (-values[k], k))
+    return [items[k] for k in pool[:n]]
