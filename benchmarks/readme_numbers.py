@@ -244,6 +244,22 @@ def notebook(rec: Records) -> str:
             f"{n['dtype']} ({machine(n)}; `{n['command']}`, `{RESULTS}/{name}`)")
 
 
+def teaching_demo(rec: Records) -> str:
+    """Part 2 of the teaching demo: refusals before and with the demo direction ablated."""
+    name = "teaching_demo_qwen2.5-coder-0.5b-instruct.json"
+    d = rec.result(name)
+    if d is None:
+        return f"the teaching demo's refusal rates are {missing(name)}"
+    b, a, r = d["before"], d["ablated"], d["direction"]
+    return (f"the unsteered model refuses {b['refusals']} of {b['n']} ({pct(b['rate'])} "
+            f"{ci(*b['ci95'])}) of the held-out harmful requests the demo's rule picks "
+            f"({d['prompt_rule']}, from {d['candidates']}), and {a['refusals']} of {a['n']} "
+            f"({pct(a['rate'])} {ci(*a['ci95'])}) with the demo's direction (layer "
+            f"{r['layer']}, KL {r['scores']['kl']:.2f}) ablated; greedy, "
+            f"{d['max_new_tokens']} new tokens, {d['dtype']}, substring refusal markers, "
+            f"Wilson 95% CIs (`{d['command']}`, `{RESULTS}/{name}`)")
+
+
 def speed(rec: Records) -> str:
     d15 = rec.result("dtype_qwen2.5-coder-1.5b-instruct.json")
     d05 = rec.result("dtype_qwen2.5-coder-0.5b-instruct.json")
@@ -472,6 +488,7 @@ REGIONS: dict[str, Callable[[Records], str]] = {
     "audit-0.5b-baseline": lambda rec: baseline(rec, "audit-quick-0.5b", per_template=False),
     "safesteer": lambda rec: job_time(rec, "safesteer-quick"),
     "notebook": notebook,
+    "teaching-demo": teaching_demo,
     "speed": speed,
 }
 

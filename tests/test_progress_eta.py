@@ -243,7 +243,7 @@ def test_resumed_run_says_what_it_reused(synthetic_run, capsys):
 def test_audit_summary_is_short_and_reads_the_recorded_run():
     import json
 
-    from workbench.jobs.audit import audit_summary
+    from workbench.analysis.summary import audit_summary
 
     run = ROOT / "figures" / "audit-quick"
     text = audit_summary(run, json.loads((run / "run.json").read_text()))
@@ -262,7 +262,7 @@ def test_audit_summary_is_short_and_reads_the_recorded_run():
 def test_safesteer_summary_is_short_and_reads_the_recorded_run():
     import json
 
-    from workbench.jobs.safesteer import safesteer_summary
+    from workbench.analysis.summary import safesteer_summary
 
     run = ROOT / "figures" / "safesteer-quick"
     text = safesteer_summary(run, json.loads((run / "run.json").read_text()))

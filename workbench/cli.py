@@ -161,11 +161,9 @@ def _directions(args: argparse.Namespace) -> None:
 
 def _job_summary(name: str, out: str, record: dict) -> str:
     """The short end-of-run summary of job ``name`` (the full story is in report.md)."""
-    if name == "safesteer":
-        from workbench.jobs.safesteer import safesteer_summary as summary
-    else:
-        from workbench.jobs.audit import audit_summary as summary
-    return summary(out, record)
+    from workbench.analysis.summary import audit_summary, safesteer_summary
+
+    return (safesteer_summary if name == "safesteer" else audit_summary)(out, record)
 
 
 def _run_job(args: argparse.Namespace, name: str, build_config, run, fields: tuple) -> None:

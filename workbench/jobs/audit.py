@@ -475,34 +475,6 @@ def _run_audit(cfg: AuditConfig, job: JobProgress, executor) -> dict:
                              n_generations=len(store), summary=summary, job=job)
 
 
-def audit_summary(out: str | Path, record: dict) -> str:
-    """The few lines printed at the end of an audit (the whole story is in report.md): the
-    baseline ASR with its n and 95% CI, the positive controls' verdicts, the specific effects
-    and where the report is. Numbers come from the analysis' summary and tables as written."""
-    out = Path(out)
-    summary = record.get("summary") or {}
-    base = next((r for r in common.table(out / "asr.csv") if r["behaviour"] == "none"
-                 and r["template"] == "all"), None)
-    lines = [f"baseline ASR {common.pct(base['asr'])} ({base['n_jailbroken']} of {base['n']} "
-             f"answers; 95% CI {common.pct(base['ci_low'])} to {common.pct(base['ci_high'])})"
-             if base else "baseline ASR: n/a"]
-    controls = summary.get("controls") or []
-    lines.append("positive controls: " + ("; ".join(
-        f"{c['behaviour']} (layer {c['layer']}) {c['status']}" for c in controls)
-        if controls else "none run"))
-    fam = [d for d in common.table(out / "delta_asr.csv") if d["family"] == "behaviour"]
-    specific = [d for d in fam if d["verdict"].startswith("specific")]
-    lines.append(f"specific effects: {len(specific)} of {len(fam)} behaviour conditions"
-                 + (":" if specific else ""))
-    lines += [f"  {d['behaviour']} ({d['method']}, layer {d['layer']}, x{float(d['coefficient']):g}"
-              f"{', mitigated' if d['mitigated'] == 'True' else ''}): "
-              f"ΔASR {common.pct(d['delta_asr'], True)} "
-              f"[{common.pct(d['delta_ci_low'], True)}, {common.pct(d['delta_ci_high'], True)}]"
-              f", Holm p {float(d['p_holm']):.2g} ({d['verdict']})" for d in specific]
-    lines.append(f"report: {out / 'report.md'}")
-    return "\n".join(lines)
-
-
 def steer_condition(model, cfg: AuditConfig, cond: Condition, vectors: dict,
                     coefficient_abs: float):
     """The steering context of a condition (none for the baseline)."""

@@ -134,21 +134,6 @@ def render_figures(render: Callable[..., list], out: Path, png: bool) -> list[st
     return []
 
 
-def table(path: Path) -> list[dict]:
-    """The rows of a CSV table a run wrote (``#`` comment lines skipped), as strings."""
-    import csv
-
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
-
-
-def pct(x: str | float | None, signed: bool = False) -> str:
-    """A rate (0-1, or a table's string) as a percentage; ``signed``: percentage points."""
-    if x in (None, ""):
-        return "n/a"
-    return f"{float(x) * 100:+.1f} pp" if signed else f"{float(x) * 100:.1f}%"
-
-
 def finish_run(out: Path, cfg, record: dict, render: Callable[..., list], warnings: list[str],
                timings: dict, t0: float, job=None, **fields) -> dict:
     """Render the figures (if asked), then write the completed run.json and return it."""

@@ -257,27 +257,6 @@ def safesteer_work(cfg: SafeSteerConfig) -> dict[str, float]:
             "figures": (10.0 if cfg.png else 3.0) if cfg.figures else 0.0}
 
 
-def safesteer_summary(out: str | Path, record: dict) -> str:
-    """The few lines printed at the end of a SafeSteer job (the whole story is in report.md):
-    the unsteered unsafe and refusal rates, each intervention's pooled change in the unsafe
-    rate, and where the report is. Numbers come from the metrics table as written."""
-    out = Path(out)
-    rows = [r for r in common.table(out / "metrics.csv")
-            if r["split"] == "harmful" and r["category"] == "all"]
-    lines = []
-    for r in rows:
-        head = (f"{r['method']} (layer {r['layer']}, x{float(r['multiplier']):g})"
-                if r["method"] != "none" else "unsteered")
-        change = ("" if r["method"] == "none" else
-                  f", Δunsafe {common.pct(r['delta_unsafe'], True)} "
-                  f"[{common.pct(r['delta_unsafe_ci_low'], True)}, "
-                  f"{common.pct(r['delta_unsafe_ci_high'], True)}], Holm p {r['p_holm'] or 'n/a'}")
-        lines.append(f"{head}: unsafe {common.pct(r['unsafe_rate'])}, refusal "
-                     f"{common.pct(r['refusal_rate'])} (n={r['n']}){change}")
-    lines.append(f"report: {out / 'report.md'}")
-    return "\n".join(lines)
-
-
 def _run_safesteer(cfg: SafeSteerConfig, job: JobProgress, model, executor) -> dict:
     """The body of :func:`run_safesteer`, under its progress display."""
     t0 = time.time()
@@ -430,6 +409,5 @@ __all__ = [
     "estimate_generations",
     "result_fields",
     "run_safesteer",
-    "safesteer_summary",
     "safesteer_work",
 ]
