@@ -63,6 +63,26 @@ def test_heartbeat_prints_while_a_long_call_runs_and_stops_on_exit():
     assert buf.getvalue().count("still running") == beats  # nothing after exit
 
 
+def test_sized_bar_counts_the_work_done_and_the_heartbeat_names_it():
+    """Generation batches differ in size: the stage's fraction follows their work (an item
+    is done when the executor yields it), and the heartbeat says how many are done."""
+    buf = io.StringIO()
+    job = JobProgress("demo", ["gen"], stream=buf, tty=False, line_interval=0.05)
+    seen = []
+    with job:
+        job.stage("gen")
+        for item in job.bar(["big", "small", "small"], unit="batch", sizes=[8, 1, 1]):
+            seen.append(job.fraction)
+            if item == "big":
+                time.sleep(0.2)  # the heartbeat fires while the consumer works
+    assert seen == pytest.approx([0.8, 0.9, 1.0])
+    assert "still running (1/3 batch, " in buf.getvalue(), buf.getvalue()
+    # without sizes the count is of items started, as before
+    plain = JobProgress("demo", ["gen"], stream=io.StringIO(), tty=False)
+    plain.stage("gen")
+    assert [plain.fraction for _ in plain.bar(range(4))] == [0, 0.25, 0.5, 0.75]
+
+
 def test_heartbeat_stops_when_the_job_fails():
     job = JobProgress("demo", ["x"], stream=io.StringIO(), tty=False, line_interval=0.01)
     with pytest.raises(RuntimeError):
@@ -169,8 +189,19 @@ class SyntheticJob(JobProgress):
         self._advance(part[0] + (part[1] - part[0]) * share)
         super().step(done, total, unit, part)
 
-    def bar(self, iterable, *, total=None, unit="it", desc=None):
+    def bar(self, iterable, *, total=None, unit="it", desc=None, sizes=None):
         items = list(iterable)
+        if sizes:  # an executor's items: the work on item n is done before it is yielded
+            done = [sum(sizes[:n + 1]) / sum(sizes) for n in range(len(items))]
+
+            def executed():
+                for n, item in enumerate(items):
+                    self._advance(done[n])
+                    yield item
+
+            yield from super().bar(executed(), total=len(items), unit=unit, desc=desc,
+                                   sizes=sizes)
+            return
         for n, item in enumerate(super().bar(items, total=len(items), unit=unit, desc=desc)):
             yield item
             self._advance((n + 1) / len(items))  # the consumer's work on item n took this

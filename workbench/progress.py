@@ -93,6 +93,18 @@ def job_eta(weights: dict[str, float], finished: dict[str, float],
     return left if measured and sum(weights.values()) > 0 else None
 
 
+def _done_shares(sizes: Sequence[float] | None) -> Callable[[int], float]:
+    """The share of the work done once items ``0..n`` are done, from each item's size."""
+    if not sizes:
+        return lambda n: 0.0
+    total = float(sum(sizes)) or 1.0
+    cum, acc = [], 0.0
+    for x in sizes:
+        acc += float(x)
+        cum.append(acc / total)
+    return lambda n: cum[min(n, len(cum) - 1)]
+
+
 class JobProgress:
     """Stage-by-stage progress of one job, with a whole-job ETA weighted by expected work.
 
@@ -124,6 +136,7 @@ class JobProgress:
         self.current: str | None = None
         self.stage_t0 = self.t0
         self.fraction = 0.0  # of the current stage
+        self.count = ""  # the current stage's last "done/total unit", for the heartbeat
         self.finished: dict[str, float] = {}  # stage -> measured seconds (reused: 0)
         self.done_weight = 0.0
         self._last_line = self.t0
@@ -166,8 +179,9 @@ class JobProgress:
             with self._lock:
                 if (self.current is not None
                         and self.clock() - self._last_line >= self.line_interval):
+                    done = f"{self.count}, " if self.count else ""
                     self._line(f"{self._label()} still running "
-                               f"({_clock(self.clock() - self.stage_t0)} in this stage)")
+                               f"({done}{_clock(self.clock() - self.stage_t0)} in this stage)")
 
     # ------------------------------------------------------------------ reporting
 
@@ -217,6 +231,7 @@ class JobProgress:
         terminal, prints a line at most every ``line_interval`` seconds. ``part`` is the share
         of the stage these items cover (a stage of two passes reports each in its part)."""
         share = min(done / total, 1.0) if total else 0.0
+        self.count = f"{done}/{total if total else '?'} {unit}"
         self.fraction = part[0] + (part[1] - part[0]) * share
         if (self.enabled and not self.tty
                 and self.clock() - self._last_line >= self.line_interval):
@@ -247,6 +262,7 @@ class JobProgress:
                 self.stages.append(name)
                 self.weights.setdefault(name, 1.0)
             self.current, self.stage_t0 = name, self.clock()
+            self.count = ""
             self._line(self._label())
         return _StageContext(self)
 
@@ -274,8 +290,13 @@ class JobProgress:
     # ------------------------------------------------------------------ bars
 
     def bar(self, iterable: Iterable, *, total: int | None = None, unit: str = "it",
-            desc: str | None = None) -> Iterator:
-        """Iterate ``iterable`` with the stage's bar: tqdm on a terminal, lines elsewhere."""
+            desc: str | None = None, sizes: Sequence[float] | None = None) -> Iterator:
+        """Iterate ``iterable`` with the stage's bar: tqdm on a terminal, lines elsewhere.
+
+        ``sizes``: each item's work, for an executor that yields items already done (e.g.
+        generation batches of unequal size): the stage's fraction then counts the work
+        finished, item ``n`` included, instead of the number of items started.
+        """
         items = iterable
         if total is None:
             try:
@@ -285,13 +306,15 @@ class JobProgress:
         if not self.enabled:
             yield from items
             return
+        done_share = _done_shares(sizes)
         if self.tty:
             from tqdm.auto import tqdm
 
             bar = tqdm(items, total=total, unit=unit, file=self.stream, leave=False,
                        desc=f"[{self.job} {self._label()}]" + (f" {desc}" if desc else ""))
             for n, item in enumerate(bar):
-                self.fraction = n / total if total else 0.0
+                self.fraction = done_share(n) if sizes else (n / total if total else 0.0)
+                self.count = f"{n + 1 if sizes else n}/{total if total else '?'} {unit}"
                 eta = self.eta()
                 if eta is not None:
                     bar.set_postfix_str(f"job ETA {_clock(eta)}", refresh=False)
@@ -299,9 +322,10 @@ class JobProgress:
             bar.close()
             return
         for n, item in enumerate(items):
-            self.fraction = n / total if total else 0.0
+            self.fraction = done_share(n) if sizes else (n / total if total else 0.0)
+            self.count = f"{n + 1 if sizes else n}/{total if total else '?'} {unit}"
             if self.clock() - self._last_line >= self.line_interval:
-                self._line(f"{self._label()} {n}/{total if total else '?'} {unit}")
+                self._line(f"{self._label()} {self.count}")
             yield item
         self.fraction = 1.0
 

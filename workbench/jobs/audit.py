@@ -547,7 +547,8 @@ def generate_missing(model, cfg: AuditConfig, conditions: list[Condition], vecto
         return
     run = executor or (lambda its: run_local(model, its))
     substring = judge if judge.name == "substring" else SubstringJudge()
-    for item, ids in job.bar(run(items), total=len(items), unit="batch"):
+    for item, ids in job.bar(run(items), total=len(items), unit="batch",
+                              sizes=[i.n_cells * i.max_new_tokens for i in items]):
         p_idx, c_idx = item.tag
         cells = [((conditions[c], prompts[p]), t) for c, per_cond in zip(c_idx, ids)
                  for p, t in zip(p_idx, per_cond) if (p, c) in wanted]

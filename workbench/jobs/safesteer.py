@@ -348,7 +348,8 @@ def _run_safesteer(cfg: SafeSteerConfig, job: JobProgress, model, executor) -> d
     job.stage("evaluation")
     items = evaluation_items(model, conds, data, steer, store, cfg.max_new_tokens,
                              cfg.batch_size)
-    for item, ids in job.bar(run(items) if items else [], total=len(items), unit="batch"):
+    for item, ids in job.bar(run(items) if items else [], total=len(items), unit="batch",
+                              sizes=[i.n_cells * i.max_new_tokens for i in items]):
         cond, part = item.tag
         store.append(evaluate_condition(model, cond, part, item.prompts,
                                         decode_responses(model, ids[0]), judge, cfg.batch_size))
