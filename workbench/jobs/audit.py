@@ -91,10 +91,12 @@ NAN = float("nan")
 DIRECTION_STAGES = ["refusal candidates", "refusal selection", "CAA vectors"]
 FIXED_STAGES = ["read inputs", "load model", "activations", "analysis", "figures"]
 
-# Seconds per unit of work on the reference machine (2 CPU cores, the 1.5B model in float32),
-# from the quick preset's stage times (figures/audit-quick/run.json, timings_s).
-SECONDS_PER = {"forward": 0.12, "select forward": 0.09, "ab forward": 0.08, "token": 0.01,
-               "analysed generation": 0.0025}
+# Seconds per unit of work on the reference machine (2 CPU cores, the 1.5B model in bfloat16),
+# from the quick preset's stage times (figures/audit-quick/run.json, timings_s); the efficacy
+# split (open-ended tokens, A/B forwards) from the two passes' times in a quick run's log
+# (docs/quick-run.md): open-ended answers are longer and batched less than attack answers.
+SECONDS_PER = {"forward": 0.12, "select forward": 0.09, "ab forward": 0.05, "token": 0.01,
+               "open token": 0.014, "analysed generation": 0.0025}
 
 
 def audit_work(cfg: AuditConfig, n_layers: int = 28, n_missing: int | None = None
@@ -141,7 +143,7 @@ def efficacy_work(cfg: AuditConfig, conds: list[Condition]) -> tuple[float, floa
     steered = [c for c in conds if c.behaviour != "none" and not c.harmful_only]
     n_open = 1 + sum(not c.mitigated for c in steered) if cfg.open_ended_tokens else 0
     items = min(cfg.open_ended_items or cfg.efficacy_pairs, cfg.efficacy_pairs)
-    return (SECONDS_PER["token"] * n_open * items * cfg.open_ended_tokens,
+    return (SECONDS_PER["open token"] * n_open * items * cfg.open_ended_tokens,
             SECONDS_PER["ab forward"] * (len(steered) + 1) * cfg.efficacy_pairs)
 
 
