@@ -239,8 +239,8 @@ def notebook(rec: Records) -> str:
     name = "notebook_06_teaching_demo_qwen2.5-coder-0.5b-instruct.json"
     n = rec.result(name)
     if n is None:
-        return f"the teaching demo's time on the 0.5B model is {missing(name)}"
-    return (f"on it the teaching demo runs top to bottom in {secs(n['seconds'])} in "
+        return f"The teaching demo's time on the 0.5B model is {missing(name)}"
+    return (f"On it the teaching demo runs top to bottom in {secs(n['seconds'])} in "
             f"{n['dtype']} ({machine(n)}; `{n['command']}`, `{RESULTS}/{name}`)")
 
 

@@ -313,3 +313,14 @@ def test_terminal_mode_writes_lines_above_the_bars():
     text = buf.getvalue()
     assert "[demo] resuming: 3 of 4 generations reused; 1 to go" in text
     assert "still running" in text and "[demo] finished in" in text
+
+
+def test_the_recorded_quick_run_log_keeps_both_promises():
+    """docs/quick-run.md's log: no silence over 20 s, ETA within 2x after the first quarter."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "benchmarks/progress_log.py", "docs/logs/audit-quick.log"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and "PASS" in res.stdout, res.stdout + res.stderr
+    assert res.stdout.splitlines()[0] in (ROOT / "docs" / "quick-run.md").read_text()
